@@ -1,0 +1,288 @@
+"""On-disk trajectories of an env: chunked, appendable, crash-safe, read by memory mapping.
+
+Layout of a trajectory folder:
+
+    meta.json              format version, env id, variation, image size, action and state dims
+    chunk_000000/          whole episodes, written once:
+        frames.npy         uint8   [N, H, W, 3]
+        actions.npy        float32 [N, A]   actions[t] is applied to frame t; the last frame of each
+                                            episode has no successor and stores a zero row
+        states.npy         float32 [N, S]
+        episodes.json      per episode: length, reset seed, variation, policy
+    chunk_000001/ ...
+
+A chunk is written into `chunk_XXXXXX.tmp/` and renamed when complete, so a killed writer leaves at
+most a `.tmp` folder, which readers ignore and the next writer removes. Readers memory-map the arrays,
+so a dataset far larger than RAM costs only the pages a clip touches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from worldjepa.errors import UserError
+
+FORMAT = "worldjepa-trajectories"
+VERSION = 1
+_ARRAYS = ("frames", "actions", "states")
+
+
+def _write_json_atomic(path: Path, content: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(content, indent=2))
+    os.replace(tmp, path)
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    """The `meta.json` of a trajectory folder; a missing or foreign folder is a UserError."""
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        raise UserError(
+            f"{root} has no meta.json, so it is not a trajectory folder; make one with `worldjepa collect`"
+        )
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise UserError(
+            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this worldjepa reads {FORMAT!r} version {VERSION}"
+        )
+    return meta
+
+
+def _chunk_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("chunk_*") if p.is_dir() and not p.name.endswith(".tmp"))
+
+
+class TrajectoryWriter:
+    """Append whole episodes to a trajectory folder, one chunk per `chunk_frames` frames.
+
+    Opening an existing folder appends new chunks after the last one; its meta must match exactly.
+    One writer per folder at a time. Use as a context manager (or call `close`) to write the last chunk.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        env_id: str,
+        image_size: tuple[int, int],
+        action_dim: int,
+        state_dim: int,
+        variation: str = "default",
+        chunk_frames: int = 4096,
+    ) -> None:
+        self.root = Path(root)
+        self.meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "env_id": env_id,
+            "variation": variation,
+            "image_size": [int(image_size[0]), int(image_size[1])],
+            "action_dim": int(action_dim),
+            "state_dim": int(state_dim),
+        }
+        self.chunk_frames = int(chunk_frames)
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / "meta.json").exists():
+            existing = read_meta(self.root)
+            diff = {k: (existing.get(k), v) for k, v in self.meta.items() if existing.get(k) != v}
+            if diff:
+                details = ", ".join(f"{k}: folder {old!r}, writer {new!r}" for k, (old, new) in diff.items())
+                raise UserError(f"cannot append to {self.root}: meta differs ({details}); use a new folder")
+        else:
+            _write_json_atomic(self.root / "meta.json", self.meta)
+        for stale in self.root.glob("chunk_*.tmp"):
+            shutil.rmtree(stale)  # left by a writer that was killed mid-chunk
+        existing_chunks = _chunk_dirs(self.root)
+        self._next_chunk = int(existing_chunks[-1].name.split("_")[1]) + 1 if existing_chunks else 0
+        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]] = []
+        self._buffered_frames = 0
+
+    def add_episode(
+        self,
+        frames: np.ndarray,
+        actions: np.ndarray,
+        states: np.ndarray,
+        seed: int,
+        variation: str | None = None,
+        policy: str = "",
+    ) -> None:
+        """Buffer one episode: frames uint8 [T, H, W, 3], actions [T-1, A] (between frames), states [T, S]."""
+        frames = np.asarray(frames)
+        actions = np.asarray(actions, dtype=np.float32).reshape(len(actions), -1)
+        states = np.asarray(states, dtype=np.float32).reshape(len(states), -1)
+        t = len(frames)
+        h, w = self.meta["image_size"]
+        a, s = self.meta["action_dim"], self.meta["state_dim"]
+        if frames.dtype != np.uint8 or frames.shape[1:] != (h, w, 3):
+            raise UserError(f"frames must be uint8 [T, {h}, {w}, 3], got {frames.dtype} {list(frames.shape)}")
+        if t < 2:
+            raise UserError(f"an episode needs at least 2 frames, got {t}")
+        if actions.shape != (t - 1, a) or states.shape != (t, s):
+            raise UserError(
+                f"episode of {t} frames needs actions [{t - 1}, {a}] and states [{t}, {s}], "
+                f"got {list(actions.shape)} and {list(states.shape)}"
+            )
+        for name, array in (("actions", actions), ("states", states)):
+            if not np.all(np.isfinite(array)):
+                raise UserError(f"episode (seed {seed}) has NaN or infinite {name}; fix the env or policy")
+        padded = np.concatenate([actions, np.zeros((1, a), np.float32)])
+        variation = variation or self.meta["variation"]
+        info = {"length": t, "seed": int(seed), "variation": variation, "policy": policy}
+        self._buffer.append((frames, padded, states, info))
+        self._buffered_frames += t
+        if self._buffered_frames >= self.chunk_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered episodes as one chunk (nothing to do when the buffer is empty)."""
+        if not self._buffer:
+            return
+        final = self.root / f"chunk_{self._next_chunk:06d}"
+        tmp = final.with_name(final.name + ".tmp")
+        tmp.mkdir()
+        for i, name in enumerate(_ARRAYS):
+            np.save(tmp / f"{name}.npy", np.concatenate([episode[i] for episode in self._buffer]))
+        episodes = [episode[3] for episode in self._buffer]
+        (tmp / "episodes.json").write_text(json.dumps({k: [e[k] for e in episodes] for k in episodes[0]}))
+        os.replace(tmp, final)
+        self._next_chunk += 1
+        self._buffer, self._buffered_frames = [], 0
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    path: Path
+    starts: np.ndarray  # first frame of each episode within the chunk
+    lengths: np.ndarray
+    seeds: list[int]
+    variations: list[str]
+    policies: list[str]
+
+
+def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
+    """Read a chunk's episode table and check its arrays against it; any problem raises ValueError."""
+    try:
+        table = json.loads((path / "episodes.json").read_text())
+        lengths = np.asarray(table["length"], dtype=np.int64)
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    except (OSError, KeyError, json.JSONDecodeError, ValueError) as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from error
+    n = int(lengths.sum())
+    h, w = meta["image_size"]
+    expected = {
+        "frames": ((n, h, w, 3), np.uint8),
+        "actions": ((n, meta["action_dim"]), np.float32),
+        "states": ((n, meta["state_dim"]), np.float32),
+    }
+    for name, (shape, dtype) in expected.items():
+        if arrays[name].shape != shape or arrays[name].dtype != dtype:
+            found = f"{arrays[name].dtype} {arrays[name].shape}"
+            raise ValueError(f"{name}.npy is {found}, expected {np.dtype(dtype)} {shape}")
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return _Chunk(path, starts, lengths, list(table["seed"]), list(table["variation"]), list(table["policy"]))
+
+
+class TrajectoryDataset(Dataset):
+    """Fixed-length clips from a trajectory folder; no clip crosses an episode boundary.
+
+    Item `i` is a dict:
+      frames  uint8 [T, 3, H, W]  (channel-first; train with `.float() / 255` on the batch)
+      actions float32 [T-1, k*A]  the k = `frame_skip` raw actions between consecutive sampled frames,
+                                  concatenated in time order (lossless; DINO-WM / LeWM "action blocks")
+      states  float32 [T, S]
+    A chunk that cannot be read is skipped with a warning naming it; the rest stays usable.
+    """
+
+    def __init__(self, root: str | Path, clip_length: int, frame_skip: int = 1) -> None:
+        if clip_length < 1 or frame_skip < 1:
+            raise UserError(f"clip_length and frame_skip must be >= 1, got {clip_length} and {frame_skip}")
+        self.root = Path(root)
+        self.meta = read_meta(self.root)
+        self.clip_length = int(clip_length)
+        self.frame_skip = int(frame_skip)
+        self.chunks: list[_Chunk] = []
+        for path in _chunk_dirs(self.root):
+            try:
+                self.chunks.append(_open_chunk(path, self.meta))
+            except ValueError as error:
+                warnings.warn(f"skipping corrupted trajectory chunk {path}: {error}", stacklevel=2)
+        # One row per episode: (chunk index, episode index in chunk); clip counts give a flat clip index.
+        self._episodes = [(c, e) for c, chunk in enumerate(self.chunks) for e in range(len(chunk.lengths))]
+        span = (self.clip_length - 1) * self.frame_skip + 1
+        counts = [max(int(self.chunks[c].lengths[e]) - span + 1, 0) for c, e in self._episodes]
+        self._clip_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._mmaps: dict[int, dict[str, np.ndarray]] = {}
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episodes)
+
+    @property
+    def num_frames(self) -> int:
+        return int(sum(chunk.lengths.sum() for chunk in self.chunks))
+
+    def __len__(self) -> int:
+        return int(self._clip_offsets[-1])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_mmaps"] = {}  # memory maps are reopened in each DataLoader worker, never pickled
+        return state
+
+    def _arrays(self, chunk: int) -> dict[str, np.ndarray]:
+        if chunk not in self._mmaps:
+            path = self.chunks[chunk].path
+            self._mmaps[chunk] = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        return self._mmaps[chunk]
+
+    def episode(self, index: int) -> dict[str, Any]:
+        """A whole episode as numpy arrays: frames [T, H, W, 3], actions [T-1, A], states [T, S], and
+        its seed, variation and policy."""
+        c, e = self._episodes[index]
+        chunk = self.chunks[c]
+        start, length = int(chunk.starts[e]), int(chunk.lengths[e])
+        arrays = self._arrays(c)
+        return {
+            "frames": np.array(arrays["frames"][start : start + length]),
+            "actions": np.array(arrays["actions"][start : start + length - 1]),
+            "states": np.array(arrays["states"][start : start + length]),
+            "seed": chunk.seeds[e],
+            "variation": chunk.variations[e],
+            "policy": chunk.policies[e],
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip index {index} out of range for {len(self)} clips")
+        episode = int(np.searchsorted(self._clip_offsets, index, side="right")) - 1
+        c, e = self._episodes[episode]
+        first = int(self.chunks[c].starts[e]) + index - int(self._clip_offsets[episode])
+        k, t = self.frame_skip, self.clip_length
+        arrays = self._arrays(c)
+        frames = np.array(arrays["frames"][first : first + (t - 1) * k + 1 : k])
+        actions = np.array(arrays["actions"][first : first + (t - 1) * k]).reshape(t - 1, -1)
+        states = np.array(arrays["states"][first : first + (t - 1) * k + 1 : k])
+        return {
+            "frames": torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+            "actions": torch.from_numpy(actions),
+            "states": torch.from_numpy(states),
+        }

@@ -1,0 +1,343 @@
+"""The simulated tabletop robot arm and its three goal-image tasks: Reach, Push and PickPlace.
+
+One `ArmEnv` holds everything the tasks share (scene, control, observation, rendering, snapshots);
+each task only says how an episode starts, what its goal configuration looks like, how far it is from
+success, and how a scripted expert solves it.
+
+Control follows DROID-style end-effector control: an action is `[dx, dy, dz, gripper]` in [-1, 1].
+The xyz part moves the grasp point by up to `MAX_STEP` metres per step (added to where it is now and
+kept inside the workspace); the gripper part is an absolute opening command (-1 closed, +1 open).
+Inside the env the Cartesian target becomes joint targets through closed-form inverse kinematics, and
+position actuators drive the joints over several physics substeps: the arm is simulated, not teleported.
+
+The 7-D `state` is [x, y, z, roll, pitch, yaw, gripper opening]: the grasp point in metres, the
+hand's extrinsic xyz Euler angles (all zero with the gripper pointing down and facing +x, so the usual
+range has no wrap-around) and the distance between the finger pads in metres.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from worldjepa.envs import arm_scene as scene
+from worldjepa.envs.base import GoalEnv
+from worldjepa.envs.rendering import OffscreenRenderer
+from worldjepa.envs.variations import Variation, get_variation
+from worldjepa.errors import UserError
+
+#: Largest grasp-point move commanded by one step (an action component of 1), metres.
+MAX_STEP = 0.05
+#: Physics substeps of 5 ms per env step: 20 env steps per simulated second.
+SUBSTEPS = 10
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
+#: Grasp-point height while travelling above the block.
+TRAVEL_HEIGHT = 0.12
+
+
+def _euler_xyz(rotation: np.ndarray) -> np.ndarray:
+    """Extrinsic x-y-z Euler angles (roll, pitch, yaw) of a 3x3 rotation matrix."""
+    roll = np.arctan2(rotation[2, 1], rotation[2, 2])
+    pitch = -np.arcsin(np.clip(rotation[2, 0], -1.0, 1.0))
+    yaw = np.arctan2(rotation[1, 0], rotation[0, 0])
+    return np.array([roll, pitch, yaw])
+
+
+def _gripper_control(command: float) -> float:
+    """Finger slide target for a gripper command in [-1 (closed), 1 (open)]."""
+    return (command + 1.0) / 2.0 * scene.FINGER_TRAVEL
+
+
+def _toward(current: np.ndarray, target: np.ndarray, gripper: float, speed: float = 1.0) -> np.ndarray:
+    """The action that moves the grasp point straight toward `target`, at most `speed` (in action units)."""
+    return np.append(np.clip((target - current) / MAX_STEP, -speed, speed), gripper)
+
+
+class ArmEnv(gym.Env, GoalEnv):
+    """A 4-joint arm with a 2-finger gripper at a table, seen by one fixed camera (see module doc)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / (SUBSTEPS * 0.005)}
+    #: Whether the scene has a block to push or pick up.
+    has_block: bool = False
+    #: Gripper command the episode starts with and the expert mostly keeps.
+    start_gripper: float = 1.0
+    success_threshold: float = 0.03
+
+    def __init__(self, image_size: int = 64, variation: str | Variation = "default", show_target: bool = False,
+                 render_mode: str | None = None) -> None:
+        if not isinstance(image_size, int) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+            raise UserError(f"image_size must be an int in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise UserError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.variation = get_variation(variation)
+        self.image_size = image_size
+        self.render_mode = render_mode
+        xml = scene.scene_xml(self.variation, self.has_block, show_target, image_size)
+        self.model = mujoco.MjModel.from_xml_string(xml)
+        self.data = mujoco.MjData(self.model)
+        self._grasp_site = self.model.site("grasp").id
+        self._block_qpos = self.model.joint("block").qposadr[0] if self.has_block else None
+        self._finger_qpos = [self.model.joint(name).qposadr[0] for name in ("left_finger", "right_finger")]
+        self._renderer = OffscreenRenderer(self.model, "front", image_size, image_size)
+        self.observation_space = gym.spaces.Dict({
+            "pixels": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+            "state": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
+        })
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    # ----- task hooks -------------------------------------------------------------------------------------
+    def _sample_episode(self, rng: np.random.Generator) -> None:
+        """Place the arm and objects, and set the goal (`self.goal`), for a new episode."""
+        raise NotImplementedError
+
+    def _pose_goal_configuration(self) -> None:
+        """Put the sim into this episode's goal configuration (positions only; state is restored after)."""
+        raise NotImplementedError
+
+    def _distance(self) -> float:
+        """The task's success metric, metres."""
+        raise NotImplementedError
+
+    def _expert(self) -> np.ndarray:
+        """The scripted controller's noise-free action."""
+        raise NotImplementedError
+
+    # ----- shared state accessors -------------------------------------------------------------------------
+    @property
+    def goal(self) -> np.ndarray:
+        """The episode's goal position (the target mocap body, so that sim snapshots carry it)."""
+        return self.data.mocap_pos[0].copy()
+
+    @property
+    def grasp_point(self) -> np.ndarray:
+        return self.data.site_xpos[self._grasp_site].copy()
+
+    @property
+    def block_position(self) -> np.ndarray:
+        return self.data.qpos[self._block_qpos:self._block_qpos + 3].copy()
+
+    def _set_block(self, position: np.ndarray, yaw: float) -> None:
+        self.data.qpos[self._block_qpos:self._block_qpos + 3] = position
+        self.data.qpos[self._block_qpos + 3:self._block_qpos + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+
+    def _set_arm(self, grasp_point: np.ndarray, gripper: float) -> None:
+        """Place the arm at rest at a grasp point and hold it there (joints and actuator targets)."""
+        joints = scene.inverse_kinematics(grasp_point)
+        fingers = _gripper_control(gripper)
+        self.data.qpos[:4] = joints
+        self.data.qpos[self._finger_qpos] = fingers
+        self.data.ctrl[:] = [*joints, fingers, fingers]
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        rotation = self.data.site_xmat[self._grasp_site].reshape(3, 3)
+        opening = scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum()
+        state = np.concatenate([self.grasp_point, _euler_xyz(rotation), [opening]]).astype(np.float32)
+        return {"pixels": self._renderer.render(self.data), "state": state}
+
+    def _info(self) -> dict[str, Any]:
+        distance = self._distance()
+        return {"success": bool(distance < self.success_threshold), "distance": float(distance)}
+
+    # ----- Gymnasium API ----------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        self._sample_episode(self.np_random)
+        mujoco.mj_forward(self.model, self.data)
+        return self._observation(), self._info()
+
+    def step(self, action):
+        action = self._checked_action(action)
+        target = np.clip(self.grasp_point + MAX_STEP * action[:3], scene.WORKSPACE_LOW, scene.WORKSPACE_HIGH)
+        self.data.ctrl[:4] = scene.inverse_kinematics(target)
+        self.data.ctrl[4:6] = _gripper_control(action[3])
+        mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
+        info = self._info()
+        return self._observation(), -info["distance"], False, False, info
+
+    def render(self) -> np.ndarray | None:
+        return self._renderer.render(self.data) if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        self._renderer.close()
+
+    @staticmethod
+    def _checked_action(action: Any) -> np.ndarray:
+        """The action as float64 clipped to [-1, 1]; a wrong shape or non-finite value is a UserError."""
+        array = np.asarray(action, dtype=np.float64)
+        if array.shape != (4,):
+            raise UserError(f"action must have shape (4,) = [dx, dy, dz, gripper], got shape {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise UserError(f"action must be finite, got {array.tolist()}")
+        return np.clip(array, -1.0, 1.0)
+
+    # ----- GoalEnv ----------------------------------------------------------------------------------------
+    def goal_observation(self) -> dict[str, np.ndarray]:
+        snapshot = self.get_sim_state()
+        self._pose_goal_configuration()
+        mujoco.mj_forward(self.model, self.data)
+        observation = self._observation()
+        self.set_sim_state(snapshot)
+        return observation
+
+    def expert_action(self, rng: np.random.Generator | None = None, noise: float = 0.0) -> np.ndarray:
+        action = self._expert()
+        if noise > 0.0:
+            rng = rng if rng is not None else self.np_random
+            action = action + noise * rng.standard_normal(action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def get_sim_state(self) -> dict[str, Any]:
+        d = self.data
+        return {"time": d.time, "qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "act": d.act.copy(),
+                "ctrl": d.ctrl.copy(), "mocap_pos": d.mocap_pos.copy(), "mocap_quat": d.mocap_quat.copy()}
+
+    def set_sim_state(self, state: dict[str, Any]) -> None:
+        d = self.data
+        d.time = state["time"]
+        for key in ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat"):
+            getattr(d, key)[:] = state[key]
+        mujoco.mj_forward(self.model, d)
+
+
+class ArmReachEnv(ArmEnv):
+    """Bring the grasp point to a target in free space above the table."""
+
+    success_threshold = 0.03
+    success_criterion = "the grasp point (between the finger pads) is less than 3 cm from the target position"
+    _target_low = np.array([0.28, -0.22, 0.06])
+    _target_high = np.array([0.55, 0.22, 0.3])
+
+    def _sample_episode(self, rng: np.random.Generator) -> None:
+        start = scene.HOME + rng.uniform(-0.03, 0.03, 3)
+        target = rng.uniform(self._target_low, self._target_high)
+        while np.linalg.norm(target - start) < 0.1:
+            target = rng.uniform(self._target_low, self._target_high)
+        self._set_arm(start, self.start_gripper)
+        self.data.mocap_pos[0] = target
+
+    def _pose_goal_configuration(self) -> None:
+        self._set_arm(self.goal, self.start_gripper)
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.grasp_point - self.goal))
+
+    def _expert(self) -> np.ndarray:
+        return _toward(self.grasp_point, self.goal, self.start_gripper)
+
+
+class ArmPushEnv(ArmEnv):
+    """Push a block across the table to a target spot with the closed gripper."""
+
+    has_block = True
+    start_gripper = -1.0
+    success_threshold = 0.04
+    success_criterion = "the block's centre is less than 4 cm from the target on the table (planar distance)"
+    _block_low = np.array([0.32, -0.15])
+    _block_high = np.array([0.5, 0.15])
+    _target_low = np.array([0.28, -0.22])
+    _target_high = np.array([0.55, 0.22])
+    #: Grasp point to block centre when the closed fingers touch the block's back face.
+    _contact = scene.BLOCK_HALF + 0.015
+    #: Grasp-point height while pushing: the fingertips just above the table.
+    _push_height = 0.03
+
+    def _sample_episode(self, rng: np.random.Generator) -> None:
+        while True:
+            block = rng.uniform(self._block_low, self._block_high)
+            angle, length = rng.uniform(-np.pi, np.pi), rng.uniform(0.1, 0.2)
+            target = block + length * np.array([np.cos(angle), np.sin(angle)])
+            behind = block - (self._contact + 0.05) * np.array([np.cos(angle), np.sin(angle)])
+            if np.all(target >= self._target_low) and np.all(target <= self._target_high) \
+                    and np.all(behind >= scene.WORKSPACE_LOW[:2]) and np.all(behind <= scene.WORKSPACE_HIGH[:2]):
+                break
+        self._set_arm(scene.HOME, self.start_gripper)
+        self._set_block(np.append(block, scene.BLOCK_HALF), rng.uniform(-np.pi / 4, np.pi / 4))
+        self.data.mocap_pos[0] = np.append(target, scene.BLOCK_HALF)
+
+    def _pose_goal_configuration(self) -> None:
+        self._set_arm(scene.HOME, self.start_gripper)
+        self.data.qpos[self._block_qpos:self._block_qpos + 3] = self.goal
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.block_position[:2] - self.goal[:2]))
+
+    def _expert(self) -> np.ndarray:
+        """Stateless pusher: get behind the block on the block-target line, lower the fingers, push
+        along the line; when done, go home. Travel happens high, after backing off from the block,
+        so that the fingers never drag or knock it."""
+        hand, block, goal = self.grasp_point, self.block_position[:2], self.goal[:2]
+        offset = hand[:2] - block
+        low = hand[2] < self._push_height + 0.015
+        to_goal = goal - block
+        distance = np.linalg.norm(to_goal)
+        destination = scene.HOME
+        if distance >= 0.5 * self.success_threshold:
+            direction = to_goal / distance
+            side = np.array([-direction[1], direction[0]])
+            if low and offset @ direction < -(self._contact - 0.01) and abs(offset @ side) < 0.02:
+                aim = block + direction * (min(distance, 0.02) - self._contact)
+                speed = 0.3 if distance > 0.05 else 0.15  # gentle, so the block does not slide past
+                return _toward(hand, np.append(aim, self._push_height), self.start_gripper, speed)
+            start = block - direction * (self._contact + 0.03)
+            if np.linalg.norm(hand[:2] - start) < 0.015:
+                return _toward(hand, np.append(start, self._push_height), self.start_gripper)
+            destination = np.append(start, TRAVEL_HEIGHT)
+        if low and np.linalg.norm(offset) < self._contact + 0.02:
+            away = block + offset / np.linalg.norm(offset) * (self._contact + 0.03)
+            return _toward(hand, np.append(away, hand[2]), self.start_gripper, speed=0.5)
+        if hand[2] < 0.9 * TRAVEL_HEIGHT and np.linalg.norm(offset) < 0.12:
+            return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), self.start_gripper)
+        return _toward(hand, destination, self.start_gripper)
+
+
+class ArmPickPlaceEnv(ArmEnv):
+    """Grasp a block on the table and hold it at a target in the air."""
+
+    has_block = True
+    success_threshold = 0.04
+    success_criterion = "the block's centre is less than 4 cm from the target position in the air"
+    _block_low = np.array([0.32, -0.15])
+    _block_high = np.array([0.5, 0.15])
+    _target_low = np.array([0.3, -0.2, 0.08])
+    _target_high = np.array([0.52, 0.2, 0.2])
+    #: Finger slide at which the pads touch the block.
+    _holding = scene.BLOCK_HALF - scene.FINGER_MIN_GAP / 2
+
+    def _sample_episode(self, rng: np.random.Generator) -> None:
+        block = rng.uniform(self._block_low, self._block_high)
+        target = rng.uniform(self._target_low, self._target_high)
+        while np.linalg.norm(target[:2] - block) < 0.08:
+            target = rng.uniform(self._target_low, self._target_high)
+        self._set_arm(scene.HOME, self.start_gripper)
+        # Face the gripper (whose fingers close across the arm's plane) with a small random twist.
+        yaw = np.arctan2(block[1], block[0]) + rng.uniform(-0.2, 0.2)
+        self._set_block(np.append(block, scene.BLOCK_HALF), yaw)
+        self.data.mocap_pos[0] = target
+
+    def _pose_goal_configuration(self) -> None:
+        self._set_arm(self.goal, self.start_gripper)
+        self.data.qpos[self._finger_qpos] = self._holding
+        self._set_block(self.goal, np.arctan2(self.goal[1], self.goal[0]))
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.block_position - self.goal))
+
+    def _expert(self) -> np.ndarray:
+        """Stateless grasp: above the block with the gripper open, down, close, then carry to the target;
+        if the block slips out, open and start over."""
+        hand, block = self.grasp_point, self.block_position
+        fingers = self.data.qpos[self._finger_qpos]
+        closed_on_block = abs(fingers.sum() - 2 * self._holding) < 0.008
+        if closed_on_block and np.linalg.norm(hand - block) < 0.035:
+            return _toward(hand, self.goal, -1.0, speed=0.5)
+        if np.linalg.norm(hand - block) < 0.02:
+            return _toward(hand, hand, -1.0)
+        if np.linalg.norm(hand[:2] - block[:2]) < 0.01:
+            return _toward(hand, block, 1.0)
+        open_enough = np.all(fingers > 0.8 * scene.FINGER_TRAVEL)
+        height = TRAVEL_HEIGHT if open_enough else hand[2] + MAX_STEP
+        return _toward(hand, np.append(block[:2], max(height, block[2] + 0.08)), 1.0)

@@ -1,0 +1,41 @@
+"""The contract every worldjepa world follows, so that data collection, world models and planners
+never need to know an environment's internals.
+
+A worldjepa env is a `gymnasium.Env` with:
+- `observation_space`: `Dict(pixels=Box(0, 255, (H, W, 3), uint8), state=Box(-inf, inf, (S,), float32))`;
+- `action_space`: `Box(low, high, (A,), float32)`; actions outside the bounds are clipped, a wrong shape
+  or a non-finite value raises `worldjepa.errors.UserError`;
+- `reset(seed=...)` deterministic: the same seed gives the same start, goal and frames;
+- `info` from `reset` and `step` holds `success` (bool) and `distance` (float, the task's success metric);
+- the methods of `GoalEnv` below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class GoalEnv:
+    """Mixin: what a goal-conditioned worldjepa env offers beyond the Gymnasium API."""
+
+    #: Plain-language success criterion, shown in docs and evaluation reports.
+    success_criterion: str = ""
+
+    def goal_observation(self) -> dict[str, np.ndarray]:
+        """The observation (`pixels`, `state`) of the scene in its goal configuration for this episode."""
+        raise NotImplementedError
+
+    def expert_action(self, rng: np.random.Generator | None = None, noise: float = 0.0) -> np.ndarray:
+        """A scripted controller's action toward the goal, with optional Gaussian noise (scale in
+        action units) drawn from `rng`; used for data collection and to prove the task is solvable."""
+        raise NotImplementedError
+
+    def get_sim_state(self) -> Any:
+        """A snapshot of the full simulator state (for the true-simulator planning baseline)."""
+        raise NotImplementedError
+
+    def set_sim_state(self, state: Any) -> None:
+        """Restore a snapshot taken with `get_sim_state`."""
+        raise NotImplementedError

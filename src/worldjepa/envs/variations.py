@@ -1,0 +1,65 @@
+"""Visual variations of the arm world, for zero-shot tests: they change what the camera sees, never the
+physics (distractors are visual-only geoms, colours and lights do not enter the dynamics).
+
+A variation is a plain record of concrete values, so it is applied the same way every time; pick one
+per env instance with `gym.make(env_id, variation="colors")` or pass a `Variation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from worldjepa.errors import UserError
+
+RGBA = tuple[float, float, float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Distractor:
+    """A visual-only box on the table at a spot the arm never needs."""
+
+    position: tuple[float, float, float]
+    half_size: tuple[float, float, float]
+    rgba: RGBA
+
+
+@dataclasses.dataclass(frozen=True)
+class Variation:
+    """How the scene looks: colours, table texture, lighting, camera placement, distractors."""
+
+    name: str = "default"
+    block_rgba: RGBA = (0.85, 0.15, 0.1, 1.0)
+    table_rgba: RGBA = (0.55, 0.42, 0.3, 1.0)
+    arm_rgba: RGBA = (0.8, 0.8, 0.82, 1.0)
+    #: Second colour of a checker texture on the table; `None` draws the table in one colour.
+    table_checker_rgba: RGBA | None = None
+    light_diffuse: float = 0.7
+    light_direction: tuple[float, float, float] = (0.3, 0.2, -1.0)
+    ambient: float = 0.25
+    #: Offset (metres) added to the camera position; the camera keeps looking at the workspace.
+    camera_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    distractors: tuple[Distractor, ...] = ()
+
+
+PRESETS: dict[str, Variation] = {
+    "default": Variation(),
+    "colors": Variation(name="colors", block_rgba=(0.1, 0.35, 0.9, 1.0), table_rgba=(0.3, 0.55, 0.35, 1.0),
+                        arm_rgba=(0.95, 0.75, 0.2, 1.0)),
+    "texture": Variation(name="texture", table_checker_rgba=(0.35, 0.28, 0.2, 1.0)),
+    "lighting": Variation(name="lighting", light_diffuse=0.35, light_direction=(-0.8, 0.6, -0.6), ambient=0.1),
+    "camera": Variation(name="camera", camera_shift=(-0.08, 0.1, 0.06)),
+    "distractors": Variation(name="distractors", distractors=(
+        Distractor((0.68, -0.33, 0.03), (0.03, 0.03, 0.03), (0.1, 0.6, 0.2, 1.0)),
+        Distractor((0.7, 0.3, 0.045), (0.02, 0.02, 0.045), (0.9, 0.8, 0.1, 1.0)),
+        Distractor((0.14, -0.32, 0.02), (0.04, 0.025, 0.02), (0.2, 0.3, 0.8, 1.0)),
+    )),
+}
+
+
+def get_variation(variation: str | Variation) -> Variation:
+    """The `Variation` for a preset name (or the given `Variation` itself)."""
+    if isinstance(variation, Variation):
+        return variation
+    if variation not in PRESETS:
+        raise UserError(f"unknown variation {variation!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[variation]

@@ -1,0 +1,223 @@
+"""Closed-loop evaluation: run a policy in an env for N seeded episodes and report success honestly.
+
+Episode i starts from `env.reset(seed=seed + i)` (start and goal come from the env), so two runs with
+the same seeds see the same episodes. The success rate comes with a 95 % Wilson score interval
+(meaningful even at 0 or N successes, unlike the normal approximation). An episode succeeds if
+`info["success"]` holds after its last step.
+
+Baselines share the `Policy` API, so they go through the very same loop:
+- `RandomPolicy`: uniform random actions, the floor;
+- `simulator_agent`: the same planner and energy with the true simulator as the world model, the
+  ceiling (what planning can do when prediction is perfect).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldjepa.errors import UserError
+from worldjepa.planning.agent import MPCAgent
+from worldjepa.planning.energy import GoalEnergy
+from worldjepa.planning.sampling_planner import SamplingPlanner
+from worldjepa.planning.world_model import Latent
+from worldjepa.viz.episodes import plot_episodes, save_episode_gif
+
+
+class Policy(Protocol):
+    """Anything `evaluate` can run. A policy restarts its randomness at `reset`, so an episode's
+    outcome depends only on the env seed. It may expose `plan_times: list[float]` (seconds per
+    re-plan since the last reset), which the report summarises."""
+
+    def reset(self, goal_obs: dict[str, np.ndarray]) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+class RandomPolicy:
+    """Uniform random actions in the action space; the noise is seeded by `seed` and the goal, so
+    episodes differ from each other but each replays identically."""
+
+    def __init__(self, action_space: gym.spaces.Box, seed: int = 0) -> None:
+        self.low, self.high, self.seed = action_space.low, action_space.high, seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
+        goal_key = zlib.crc32(np.ascontiguousarray(goal_obs["state"]).tobytes())
+        self.rng = np.random.default_rng([self.seed, goal_key])
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
+
+
+class SimulatorModel:
+    """The true simulator as a `WorldModel` (for the upper-bound baseline).
+
+    The latent is the env's `state` vector as a single token, visual [B, 1, S]. `encode` also takes a
+    snapshot of the live env (`get_sim_state`); `unroll` restores that snapshot in a scratch copy of
+    the env and steps each candidate there, one at a time: C * H env steps per call, so keep the
+    planner's samples small.
+    """
+
+    def __init__(self, env: gym.Env, scratch_env: gym.Env) -> None:
+        self.live, self.scratch = env.unwrapped, scratch_env.unwrapped
+        scratch_env.reset(seed=0)
+        self.snapshot = None
+
+    def encode(self, obs: dict[str, Tensor]) -> Latent:
+        self.snapshot = self.live.get_sim_state()
+        return Latent(obs["state"].float()[:, None, :])
+
+    def unroll(self, latent: Latent, actions: Tensor) -> Latent:
+        candidates, horizon = actions.shape[:2]
+        states = np.empty((candidates, horizon, latent.visual.shape[-1]), dtype=np.float32)
+        plans = actions.float().cpu().numpy()
+        for c in range(candidates):
+            self.scratch.set_sim_state(self.snapshot)
+            for h in range(horizon):
+                states[c, h] = self.scratch.step(plans[c, h])[0]["state"]
+        return Latent(torch.from_numpy(states)[:, :, None, :].to(actions.device))
+
+
+def simulator_agent(
+    env: gym.Env,
+    scratch_env: gym.Env,
+    planner: SamplingPlanner,
+    energy: GoalEnergy | None = None,
+    execute_steps: int = 1,
+) -> MPCAgent:
+    """The upper-bound baseline: `planner` plans with the true simulator; the energy compares states
+    (default: mean squared distance to the goal observation's `state`)."""
+    energy = energy if energy is not None else GoalEnergy(metric="l2")
+    return MPCAgent(SimulatorModel(env, scratch_env), planner, energy, execute_steps)
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95 % by default); (0, 1) when trials == 0."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denom = 1 + z * z / trials
+    center = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode: distances/successes hold one value per observation (index 0 = after reset)."""
+
+    seed: int
+    success: bool
+    final_distance: float
+    steps: int
+    distances: list[float]
+    successes: list[bool]
+    plan_times: list[float] = field(default_factory=list)
+
+
+@dataclass
+class EvalReport:
+    """Summary over episodes; plan times are seconds per re-plan (None for policies that do not plan)."""
+
+    episodes: list[EpisodeRecord]
+    success_rate: float
+    success_ci95: tuple[float, float]
+    mean_final_distance: float
+    plan_time_mean: float | None
+    plan_time_median: float | None
+    replans: int
+
+    def summary(self) -> str:
+        low, high = self.success_ci95
+        text = (
+            f"success {self.success_rate:.1%} (95% CI {low:.1%}-{high:.1%}) over {len(self.episodes)} "
+            f"episodes, mean final distance {self.mean_final_distance:.4g}"
+        )
+        if self.plan_time_mean is not None:
+            text += (
+                f", plan time mean {self.plan_time_mean:.3g} s / median {self.plan_time_median:.3g} s"
+                " per re-plan"
+            )
+        return text
+
+
+def _summarise(episodes: list[EpisodeRecord]) -> EvalReport:
+    wins = sum(e.success for e in episodes)
+    times = [t for e in episodes for t in e.plan_times]
+    return EvalReport(
+        episodes=episodes,
+        success_rate=wins / len(episodes),
+        success_ci95=wilson_interval(wins, len(episodes)),
+        mean_final_distance=statistics.fmean(e.final_distance for e in episodes),
+        plan_time_mean=statistics.fmean(times) if times else None,
+        plan_time_median=statistics.median(times) if times else None,
+        replans=len(times),
+    )
+
+
+def evaluate(
+    env: str | Callable[[], gym.Env],
+    policy: Policy | Callable[[gym.Env], Policy],
+    episodes: int = 50,
+    seed: int = 0,
+    max_steps: int | None = None,
+    gif_dir: str | Path | None = None,
+    gif_episodes: int = 3,
+) -> EvalReport:
+    """Run `episodes` episodes (episode i from `reset(seed=seed + i)`) for at most `max_steps` steps
+    each (default: the env's registered limit), stopping early when the env terminates or truncates.
+
+    env: a registered env id or a function that builds the env. policy: a policy, or a function that
+    builds one for the evaluation env (for baselines that need the env: its action space, its state).
+    gif_dir: if given, writes `episode_000.gif`... for the first `gif_episodes` episodes and
+    `episodes.png` (distance and success over time).
+    """
+    if episodes < 1:
+        raise UserError(f"evaluate needs episodes >= 1, got {episodes}")
+    env = gym.make(env) if isinstance(env, str) else env()
+    if max_steps is None:
+        max_steps = env.spec.max_episode_steps if env.spec is not None else None
+        if max_steps is None:
+            raise UserError("the env has no registered step limit: pass max_steps to evaluate")
+    policy = policy if hasattr(policy, "act") else policy(env)
+    records = []
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        goal_obs = env.unwrapped.goal_observation()
+        policy.reset(goal_obs)
+        keep_frames = gif_dir is not None and i < gif_episodes
+        frames = [obs["pixels"]] if keep_frames else []
+        distances, successes = [float(info["distance"])], [bool(info["success"])]
+        for _ in range(max_steps):
+            obs, _, terminated, truncated, info = env.step(policy.act(obs))
+            distances.append(float(info["distance"]))
+            successes.append(bool(info["success"]))
+            if keep_frames:
+                frames.append(obs["pixels"])
+            if terminated or truncated:
+                break
+        plan_times = list(getattr(policy, "plan_times", []))
+        records.append(
+            EpisodeRecord(
+                seed + i, successes[-1], distances[-1], len(distances) - 1, distances, successes, plan_times
+            )
+        )
+        if keep_frames:
+            save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goal_obs["pixels"], successes)
+    env.close()
+    if gif_dir is not None:
+        plot_episodes(
+            [r.distances for r in records], [r.successes for r in records], Path(gif_dir) / "episodes.png"
+        )
+    return _summarise(records)

@@ -1,0 +1,85 @@
+"""Transformer pieces shared by every JEPA network: attention, MLP, pre-norm block, weight init.
+
+Parameter names follow the official checkpoints (norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
+mlp.fc2) so released state dicts load after their prefix is stripped.
+"""
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldjepa.nn.rope import apply_rope
+
+LAYER_NORM_EPS = 1e-6
+
+Rope = tuple[Tensor, Tensor]  # (cos, sin), each [B|1, 1, N, head_dim]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through `F.scaled_dot_product_attention` (scale head_dim^-0.5)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, rope: Rope | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        """x [B, N, D] -> [B, N, D]. rope rotates q and k; attn_mask [N, N] bool, True = may attend."""
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)  # [B, h, N, d]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(x.transpose(1, 2).flatten(2))
+
+
+class MLP(nn.Module):
+    """fc1 -> GELU -> fc2."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = Attention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, rope: Rope | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        """x [B, N, D] -> [B, N, D]."""
+        x = x + self.attn(self.norm1(x), rope, attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+def init_weights(model: nn.Module, blocks: nn.ModuleList, std: float = 0.02) -> None:
+    """The JEPA init, for every network in one place.
+
+    Linear and conv weights trunc-normal(std), biases 0, LayerNorm 1/0; then, as the official code
+    does, the residual output layers of block l (attn.proj, mlp.fc2) are divided by sqrt(2 l) so
+    the residual stream does not grow with depth.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d | nn.Conv3d):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for layer_id, block in enumerate(blocks, start=1):
+        block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
+        block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))

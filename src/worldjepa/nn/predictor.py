@@ -1,0 +1,113 @@
+"""The masked JEPA predictor of I-JEPA, V-JEPA and V-JEPA 2.
+
+A narrow ViT that sees the context tokens (encoder outputs, projected to its width, plus their
+positions) and one mask token per target position (a learned vector plus the target's position),
+and predicts the encoder representation at every target position.
+
+Mask tokens: `mask_tokens` holds N learned tokens [1, 1, d]; `mask_index` picks one (V-JEPA: one per
+mask generator; V-JEPA 2: one per clip-length group). I-JEPA's single `mask_token` is
+`mask_tokens.0` (worldjepa.interop maps the key).
+
+Order of tokens: the official V-JEPA 2 predictor sorts context and targets by position before its
+blocks and restores the order after. Without an attention mask every layer is permutation-
+equivariant, so sorting changes results only at float round-off (well below 1e-5 in the parity
+tests); we do not sort.
+"""
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from worldjepa.nn.attention import LAYER_NORM_EPS, Block, init_weights
+from worldjepa.nn.pos_embed import sincos_table, table_for_grid
+from worldjepa.nn.rope import RoPE3D, token_coords
+from worldjepa.nn.vit import Grid, gather_tokens, token_grid
+
+
+def repeat_for_targets(
+    context: Tensor, keep_context: Tensor, keep_targets: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """I-JEPA layout: one predictor row per (target block j, sample b), at row j*B + b.
+
+    context [B, Kc, D], keep_context [B, Kc], keep_targets: M tensors [B, Kt]
+    -> context [M*B, Kc, D], keep_context [M*B, Kc], keep_target [M*B, Kt].
+    """
+    m = len(keep_targets)
+    return context.repeat(m, 1, 1), keep_context.repeat(m, 1), torch.cat(keep_targets, dim=0)
+
+
+class MaskedPredictor(nn.Module):
+    """`forward(context, keep_context, keep_target)` -> predicted target tokens [B, Kt, D]."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        predictor_embed_dim: int,
+        depth: int,
+        num_heads: int,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int = 16,
+        num_frames: int = 1,
+        tubelet_size: int = 2,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        num_mask_tokens: int = 1,
+        zero_init_mask_tokens: bool = True,
+        pos_embed: Literal["sincos", "rope"] = "sincos",
+        uniform_power: bool = True,
+        rope_compat: bool = False,
+        init_std: float = 0.02,
+    ):
+        super().__init__()
+        self.grid = token_grid(img_size, patch_size, num_frames, tubelet_size)
+        self.video, self.uniform_power = num_frames > 1, uniform_power
+        self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
+        self.mask_tokens = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, 1, predictor_embed_dim)) for _ in range(num_mask_tokens)
+        )
+        head_dim = predictor_embed_dim // num_heads
+        self.rope = RoPE3D(head_dim, compat=rope_compat) if pos_embed == "rope" else None
+        if pos_embed == "sincos":
+            table = sincos_table(predictor_embed_dim, self.grid, self.video, uniform_power)
+            self.register_buffer("predictor_pos_embed", table.float()[None])  # [1, N, d], fixed
+        elif pos_embed != "rope":
+            raise ValueError(f"pos_embed must be 'sincos' or 'rope', got {pos_embed!r}")
+        self.predictor_blocks = nn.ModuleList(
+            Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)
+        )
+        self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=LAYER_NORM_EPS)
+        self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
+        init_weights(self, self.predictor_blocks, init_std)
+        if not zero_init_mask_tokens:  # I-JEPA draws its mask token like a weight
+            for token in self.mask_tokens:
+                nn.init.trunc_normal_(token, std=init_std)
+
+    def forward(
+        self,
+        context: Tensor,
+        keep_context: Tensor,
+        keep_target: Tensor,
+        mask_index: int = 0,
+        grid: Grid | None = None,
+    ) -> Tensor:
+        """Encoder tokens context [B, Kc, D] at keep_context [B, Kc] -> predictions [B, Kt, D] at keep_target.
+
+        grid: the (T, H, W) token grid the indices refer to; defaults to the configured one.
+        """
+        grid = self.grid if grid is None else grid
+        batch, num_targets = keep_target.shape
+        ctx = self.predictor_embed(context)  # [B, Kc, d]
+        tgt = self.mask_tokens[mask_index % len(self.mask_tokens)].expand(batch, num_targets, -1)
+        rope = None
+        if self.rope is None:
+            table = table_for_grid(self.predictor_pos_embed, self.grid, grid, self.video, self.uniform_power)
+            table = table.expand(batch, -1, -1)
+            ctx, tgt = ctx + gather_tokens(table, keep_context), tgt + gather_tokens(table, keep_target)
+        else:
+            positions = token_coords(torch.cat([keep_context, keep_target], dim=1), grid[1], grid[2])
+            rope = self.rope(positions, ctx.dtype)
+        x = torch.cat([ctx, tgt], dim=1)  # [B, Kc + Kt, d]
+        for block in self.predictor_blocks:
+            x = block(x, rope)
+        return self.predictor_proj(self.predictor_norm(x[:, -num_targets:]))

@@ -1,0 +1,86 @@
+"""The receding-horizon (MPC) agent: glue between a world model, a planner and a gym env.
+
+At each re-plan the agent encodes the current observation, plans a whole action sequence toward the
+goal embedding, executes its first `execute_steps` actions, then re-plans from the new observation
+(V-JEPA 2-AC executes one action per plan). The next plan starts from the previous one shifted by the
+executed steps (warm start), and the goal is encoded once per episode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worldjepa.errors import UserError
+from worldjepa.planning.energy import GoalEnergy
+from worldjepa.planning.sampling_planner import PlanResult, SamplingPlanner, shift_plan
+from worldjepa.planning.world_model import Latent, WorldModel
+
+
+def obs_to_batch(obs: dict[str, np.ndarray], device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """One env observation -> a batch of one: pixels [1, H, W, 3] uint8, state [1, S] float32."""
+    return {
+        "pixels": torch.from_numpy(np.ascontiguousarray(obs["pixels"]))[None].to(device),
+        "state": torch.as_tensor(obs["state"], dtype=torch.float32)[None].to(device),
+    }
+
+
+class MPCAgent:
+    """A goal-reaching policy: `reset(goal_obs)` once per episode, then `act(obs)` every step.
+
+    plan_times: wall-clock seconds of each re-plan since the last reset.
+    last_plan: the planner's result at the last re-plan.
+    """
+
+    def __init__(
+        self,
+        world_model: WorldModel,
+        planner: SamplingPlanner,
+        energy: GoalEnergy | None = None,
+        execute_steps: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if not 1 <= execute_steps <= planner.horizon:
+            raise UserError(
+                f"execute_steps must be in [1, planner horizon={planner.horizon}], got {execute_steps}"
+            )
+        self.world_model, self.planner = world_model, planner
+        self.energy = energy if energy is not None else GoalEnergy()
+        self.execute_steps, self.device = execute_steps, torch.device(device)
+        self.goal: Latent | None = None
+        self.queue: deque[np.ndarray] = deque()
+        self.last_plan: PlanResult | None = None
+        self.plan_times: list[float] = []
+
+    @torch.inference_mode()
+    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
+        """Start an episode toward `goal_obs`: encode it once, forget the old plan, restart the noise."""
+        self.goal = self.world_model.encode(obs_to_batch(goal_obs, self.device))
+        self.queue.clear()
+        self.last_plan = None
+        self.plan_times = []
+        self.planner.reseed()
+
+    @torch.inference_mode()
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The next action [A] float32: re-plan when the queue of planned actions is empty."""
+        if self.goal is None:
+            raise UserError("call MPCAgent.reset(goal_obs) before act(obs)")
+        if not self.queue:
+            self._replan(obs)
+        return self.queue.popleft()
+
+    def _replan(self, obs: dict[str, np.ndarray]) -> None:
+        goal = self.goal
+        tic = time.perf_counter()
+        start = self.world_model.encode(obs_to_batch(obs, self.device))
+        warm = None if self.last_plan is None else shift_plan(self.last_plan.actions, self.execute_steps)
+        result = self.planner.plan(self.world_model.unroll, start, lambda pred: self.energy(pred, goal), warm)
+        actions = result.actions[: self.execute_steps].float().cpu().numpy()
+        self.plan_times.append(time.perf_counter() - tic)
+        self.last_plan = result
+        self.queue.extend(actions)

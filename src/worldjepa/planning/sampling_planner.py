@@ -1,0 +1,150 @@
+"""The machinery CEM and MPPI share: sample action sequences around a Gaussian, roll them all out in
+one batched `unroll`, score them, and refit the Gaussian.
+
+Only the refit differs between the two (elite mean/std for CEM, energy-weighted mean for MPPI), so it
+is the one method a subclass writes. A planner sees an `unroll` callable, a start latent and an
+objective; it knows nothing about encoders, goals or environments.
+
+Two choices worth knowing:
+- Candidate 0 of every iteration is the current mean itself (clipped), so the mean's energy is known
+  without an extra model call.
+- The returned plan is the lowest-energy candidate scored over all iterations, so `PlanResult.energy`
+  is the exact energy of `PlanResult.actions` and never worse than any mean the planner visited.
+  (V-JEPA 2-AC returns the mean after its last refit, which is never scored.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldjepa.errors import UserError
+from worldjepa.planning.world_model import Latent
+
+#: (start latent with batch C, actions [C, H, A]) -> predicted latents, visual [C, H, N, D].
+Unroll = Callable[[Latent, Tensor], Latent]
+#: predicted latents (batch C) -> energies [C], lower is better.
+Objective = Callable[[Latent], Tensor]
+
+
+@dataclass
+class PlanResult:
+    """actions: [H, A] the best sequence found; energy: its energy; energies_per_iter: the lowest
+    energy among each iteration's candidates (a convergence curve)."""
+
+    actions: Tensor
+    energy: float
+    iterations: int
+    energies_per_iter: list[float]
+
+
+def shift_plan(actions: Tensor, steps: int) -> Tensor:
+    """Warm start for the next re-plan: drop the `steps` executed actions of a [H, A] plan and pad the
+    end with zeros (the prior mean), keeping the shape [H, A]."""
+    steps = min(steps, actions.shape[0])
+    return torch.cat([actions[steps:], torch.zeros_like(actions[:steps])])
+
+
+def _bound(value: float | Sequence[float] | Tensor | None, action_dim: int, default: float) -> Tensor:
+    """A per-dimension bound [A] from a scalar, a sequence, or None (unbounded)."""
+    if value is None:
+        return torch.full((action_dim,), default)
+    bound = torch.as_tensor(value, dtype=torch.float32).flatten()
+    if bound.numel() == 1:
+        bound = bound.expand(action_dim)
+    if bound.numel() != action_dim:
+        raise UserError(f"action bound has {bound.numel()} values, expected 1 or action_dim={action_dim}")
+    return bound.clone()
+
+
+class SamplingPlanner:
+    """A Gaussian over action sequences [H, A], refined for `iterations` rounds of `samples` candidates.
+
+    Actions are clipped to [low, high] per dimension (scalars or [A]; None is unbounded). The noise
+    comes from a `torch.Generator` seeded with `seed`, created on the start latent's device.
+    """
+
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        samples: int,
+        iterations: int,
+        init_std: float,
+        low: float | Sequence[float] | Tensor | None = None,
+        high: float | Sequence[float] | Tensor | None = None,
+        seed: int = 0,
+    ) -> None:
+        if min(action_dim, horizon, iterations) < 1 or samples < 2:
+            raise UserError(
+                f"planner needs action_dim, horizon, iterations >= 1 and samples >= 2; got action_dim="
+                f"{action_dim}, horizon={horizon}, iterations={iterations}, samples={samples}"
+            )
+        if init_std <= 0:
+            raise UserError(f"planner init_std must be > 0, got {init_std}")
+        self.action_dim, self.horizon, self.samples, self.iterations = (
+            action_dim,
+            horizon,
+            samples,
+            iterations,
+        )
+        self.init_std = init_std
+        self.low = _bound(low, action_dim, -math.inf)
+        self.high = _bound(high, action_dim, math.inf)
+        if bool((self.low > self.high).any()):
+            raise UserError(
+                f"action bounds need low <= high, got low={self.low.tolist()}, high={self.high.tolist()}"
+            )
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None = None) -> None:
+        """Restart the noise stream (from `seed`, or from the planner's seed), e.g. at each episode."""
+        if seed is not None:
+            self.seed = seed
+        self._generator: torch.Generator | None = None
+
+    def plan(
+        self, unroll: Unroll, start: Latent, objective: Objective, warm_start: Tensor | None = None
+    ) -> PlanResult:
+        """start: one-frame latent with batch 1; warm_start: [H, A] initial mean (e.g. `shift_plan` of
+        the previous plan), zeros if None. One `unroll` call per iteration over all candidates."""
+        device = start.visual.device
+        low, high = self.low.to(device), self.high.to(device)
+        shape = (self.horizon, self.action_dim)
+        mean = (
+            torch.zeros(shape, device=device) if warm_start is None else warm_start.to(device, torch.float32)
+        )
+        if mean.shape != shape:
+            raise UserError(
+                f"warm_start must have shape {list(shape)} (horizon, action_dim), got {list(mean.shape)}"
+            )
+        mean = mean.clamp(low, high)
+        std = torch.full(shape, self.init_std, device=device)
+        generator = self._generator_on(device)
+        start_c = start.expand(self.samples)
+        best_actions, best_energy, history = mean, math.inf, []
+        for _ in range(self.iterations):
+            noise = torch.randn((self.samples - 1, *shape), generator=generator, device=device)
+            candidates = torch.cat([mean[None], mean + std * noise]).clamp(low, high)  # [C, H, A]
+            energies = objective(unroll(start_c, candidates)).float()  # [C]
+            i = int(energies.argmin())
+            history.append(float(energies[i]))
+            if history[-1] < best_energy:
+                best_actions, best_energy = candidates[i], history[-1]
+            mean, std = self._refit(candidates, energies, mean, std)
+        return PlanResult(best_actions.clone(), best_energy, self.iterations, history)
+
+    def _refit(
+        self, candidates: Tensor, energies: Tensor, mean: Tensor, std: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """candidates [C, H, A], energies [C], mean/std [H, A] -> the next mean and std [H, A]."""
+        raise NotImplementedError
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator

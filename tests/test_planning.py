@@ -1,0 +1,297 @@
+"""Latent planning: energies, CEM / MPPI, the MPC agent and closed-loop evaluation.
+
+Everything runs on a toy world defined here: a 2-D point moved by its action, whose exact latent
+model is z_{t+1} = z_t + B a_t, so optimal plans are known in closed form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from worldjepa.envs.base import GoalEnv
+from worldjepa.errors import UserError
+from worldjepa.eval.closed_loop import RandomPolicy, evaluate, simulator_agent, wilson_interval
+from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, shift_plan
+
+STEP = 0.25  # action bound of the toy env
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The toy tensors are tiny: extra intra-op threads only add overhead, and on a loaded 2-core
+    machine their spin-waits made each re-plan ~400x slower (0.2 s instead of 0.5 ms)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class PointEnv(GoalEnv, gym.Env):
+    """A point in [-1, 1]^2 moved by the action; pixels are a 16x16 image with the point drawn."""
+
+    success_criterion = "distance to the goal < 0.05"
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Dict(
+            pixels=gym.spaces.Box(0, 255, (16, 16, 3), np.uint8),
+            state=gym.spaces.Box(-np.inf, np.inf, (2,), np.float32),
+        )
+        self.action_space = gym.spaces.Box(-STEP, STEP, (2,), np.float32)
+        self.pos = self.goal = np.zeros(2, np.float32)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.pos, self.goal = self.np_random.uniform(-0.9, 0.9, (2, 2)).astype(np.float32)
+        return self._obs(self.pos), self._info()
+
+    def step(self, action):
+        self.pos = np.clip(self.pos + np.clip(action, -STEP, STEP), -1, 1).astype(np.float32)
+        return self._obs(self.pos), 0.0, False, False, self._info()
+
+    def _obs(self, pos: np.ndarray) -> dict[str, np.ndarray]:
+        pixels = np.zeros((16, 16, 3), np.uint8)
+        row, col = np.clip(((pos + 1) / 2 * 15).round().astype(int), 0, 15)
+        pixels[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = 255
+        return {"pixels": pixels, "state": pos.copy()}
+
+    def _info(self) -> dict:
+        distance = float(np.linalg.norm(self.pos - self.goal))
+        return {"distance": distance, "success": distance < 0.05}
+
+    def goal_observation(self):
+        return self._obs(self.goal)
+
+    def get_sim_state(self):
+        return self.pos.copy()
+
+    def set_sim_state(self, state) -> None:
+        self.pos = state.copy()
+
+
+class LinearModel:
+    """Exact latent model z_{t+1} = z_t + a_t B^T with z = state as one token ([B, 1, 2]); counts
+    `unroll` calls and keeps every action batch it saw."""
+
+    def __init__(self, b: torch.Tensor | None = None) -> None:
+        self.b = torch.eye(2) if b is None else b
+        self.calls: list[torch.Tensor] = []
+
+    def encode(self, obs):
+        return Latent(obs["state"].float()[:, None, :])
+
+    def unroll(self, latent, actions):
+        self.calls.append(actions.clone())
+        steps = (actions @ self.b.T).cumsum(1)  # [B, H, 2]
+        return Latent(latent.visual[:, None] + steps[:, :, None, :])
+
+
+B = torch.tensor([[1.0, 0.5], [0.0, 2.0]])
+GOAL = torch.tensor([0.3, -0.4])
+
+
+def quadratic_problem(horizon: int = 3):
+    """Start at 0, goal GOAL, energy = sum over steps of the squared distance: the unique optimum
+    jumps there in one step (a_0 = B^-1 GOAL) and then stays (a_t = 0)."""
+    model = LinearModel(B)
+    start = Latent(torch.zeros(1, 1, 2))
+    goal = Latent(GOAL.view(1, 1, 2))
+    energy = GoalEnergy(metric="l2", steps="sum")
+    optimum = torch.zeros(horizon, 2)
+    optimum[0] = torch.linalg.solve(B, GOAL)
+    return model, start, (lambda pred: energy(pred, goal)), optimum
+
+
+def make_cem(**kw):
+    args = dict(
+        action_dim=2, horizon=3, samples=200, top_k=10, iterations=30, init_std=0.5, min_std=0.01, seed=0
+    )
+    return CEM(**{**args, **kw})
+
+
+def make_mppi(**kw):
+    args = dict(action_dim=2, horizon=3, samples=200, iterations=30, temperature=1e-3, noise_std=0.05, seed=0)
+    return MPPI(**{**args, **kw})
+
+
+PLANNERS = [pytest.param(make_cem, id="cem"), pytest.param(make_mppi, id="mppi")]
+
+
+# ---- energy ------------------------------------------------------------------------------------
+
+
+def test_energy_metrics_steps_and_proprio():
+    pred = Latent(torch.tensor([[[[1.0, -1.0]], [[2.0, 0.0]]]]), torch.tensor([[[1.0], [3.0]]]))  # C=1, H=2
+    goal = Latent(torch.zeros(1, 1, 2), torch.zeros(1, 1))
+    assert GoalEnergy()(pred, goal).tolist() == [1.0]  # mean |2, 0| at the last step
+    assert GoalEnergy(metric="l2")(pred, goal).tolist() == [2.0]
+    assert GoalEnergy(steps="sum")(pred, goal).tolist() == [2.0]
+    assert GoalEnergy(proprio_weight=0.5)(pred, goal).tolist() == [2.5]
+    with pytest.raises(UserError):
+        GoalEnergy(proprio_weight=1.0)(Latent(pred.visual), goal)
+    with pytest.raises(UserError):
+        GoalEnergy(metric="cos")
+
+
+def test_energy_is_vectorized_over_candidates_and_tokens():
+    pred = Latent(torch.randn(7, 4, 16, 8))
+    goal = Latent(torch.randn(1, 16, 8))
+    energies = GoalEnergy()(pred, goal)
+    assert energies.shape == (7,)
+    torch.testing.assert_close(energies[3], (pred.visual[3, -1] - goal.visual[0]).abs().mean())
+
+
+# ---- planners ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_planner_finds_known_optimum(make):
+    model, start, objective, optimum = quadratic_problem()
+    result = make().plan(model.unroll, start, objective)
+    assert result.actions.shape == (3, 2)
+    assert (result.actions - optimum).abs().max() < 0.03, (result.actions, optimum)
+    assert result.energy == pytest.approx(
+        float(objective(model.unroll(start, result.actions[None]))), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_energies_decrease_over_iterations(make):
+    model, start, objective, _ = quadratic_problem()
+    result = make().plan(model.unroll, start, objective)
+    curve = result.energies_per_iter
+    assert result.iterations == len(curve) == 30
+    assert curve[-1] < 0.01 * curve[0]
+    assert result.energy == pytest.approx(min(curve))
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_one_batched_unroll_per_iteration(make):
+    model, start, objective, _ = quadratic_problem()
+    make(iterations=4, samples=50).plan(model.unroll, start, objective)
+    assert len(model.calls) == 4
+    assert all(call.shape == (50, 3, 2) for call in model.calls)
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_planner_respects_action_bounds(make):
+    model, start, objective, optimum = quadratic_problem()
+    low, high = [-0.1, -0.05], [0.1, 0.05]  # the optimum's first action lies outside these
+    assert not ((optimum[0] >= torch.tensor(low)) & (optimum[0] <= torch.tensor(high))).all()
+    result = make(low=low, high=high).plan(model.unroll, start, objective)
+    for actions in [*model.calls, result.actions[None]]:
+        assert (actions >= torch.tensor(low)).all() and (actions <= torch.tensor(high)).all()
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_planner_is_seeded(make):
+    model, start, objective, _ = quadratic_problem()
+    planner = make(iterations=3)
+    first = planner.plan(model.unroll, start, objective)
+    planner.reseed()
+    again = planner.plan(model.unroll, start, objective)
+    other = make(iterations=3, seed=1).plan(model.unroll, start, objective)
+    assert torch.equal(first.actions, again.actions)
+    assert not torch.equal(first.actions, other.actions)
+
+
+def test_warm_start_shifts_previous_plan():
+    plan = torch.arange(8.0).view(4, 2)
+    assert shift_plan(plan, 1).tolist() == [[2, 3], [4, 5], [6, 7], [0, 0]]
+    assert shift_plan(plan, 3).tolist() == [[6, 7], [0, 0], [0, 0], [0, 0]]
+    # The planner starts from the warm start: candidate 0 of the first iteration is that mean (clipped).
+    model, start, objective, _ = quadratic_problem()
+    warm = torch.tensor([[0.3, 0.0], [0.0, 0.0], [0.0, -0.1]])
+    make_cem(iterations=1, low=-0.2, high=0.2).plan(model.unroll, start, objective, warm_start=warm)
+    assert torch.equal(model.calls[0][0], warm.clamp(-0.2, 0.2))
+
+
+def test_planner_rejects_bad_settings():
+    with pytest.raises(UserError):
+        make_cem(top_k=500)
+    with pytest.raises(UserError):
+        make_cem(low=[0.0, 0.0, 0.0])
+    with pytest.raises(UserError):
+        make_mppi(temperature=0.0)
+    model, start, objective, _ = quadratic_problem()
+    with pytest.raises(UserError):
+        make_cem().plan(model.unroll, start, objective, warm_start=torch.zeros(5, 2))
+
+
+# ---- MPC agent and closed-loop evaluation --------------------------------------------------------
+
+
+def make_agent(execute_steps: int = 1) -> MPCAgent:
+    planner = CEM(2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    return MPCAgent(LinearModel(), planner, GoalEnergy(steps="sum"), execute_steps=execute_steps)
+
+
+def test_agent_replans_with_warm_start_and_action_queue():
+    env = PointEnv()
+    obs, _ = env.reset(seed=3)
+    agent = make_agent(execute_steps=2)
+    agent.reset(env.goal_observation())
+    first = agent.act(obs)
+    second = agent.act(obs)
+    assert len(agent.plan_times) == 1  # two queued actions, one plan
+    previous = agent.last_plan.actions
+    np.testing.assert_allclose(np.stack([first, second]), previous[:2].numpy())
+    agent.act(obs)
+    assert len(agent.plan_times) == 2
+    assert torch.equal(agent.world_model.calls[4][0], shift_plan(previous, 2))  # 1st call of re-plan 2
+
+
+def reproducible_part(report) -> dict:
+    """A report without wall-clock times, which differ from run to run."""
+    fields = dataclasses.asdict(report)
+    for name in ("plan_time_mean", "plan_time_median"):
+        fields.pop(name)
+    for episode in fields["episodes"]:
+        episode.pop("plan_times")
+    return fields
+
+
+def test_mpc_agent_solves_toy_env_and_beats_random():
+    agent = make_agent()
+    report = evaluate(PointEnv, agent, episodes=20, seed=0, max_steps=25)
+    assert report.success_rate >= 0.95, report.summary()
+    assert report.replans == 20 * 25 and report.plan_time_mean > 0
+    again = evaluate(PointEnv, agent, episodes=20, seed=0, max_steps=25)
+    assert reproducible_part(again) == reproducible_part(report)
+    random_policy = lambda env: RandomPolicy(env.action_space)
+    random = evaluate(PointEnv, random_policy, episodes=20, seed=0, max_steps=25)
+    assert random.success_rate <= 0.2 and random.mean_final_distance > 5 * report.mean_final_distance
+    assert random.plan_time_mean is None
+    again = evaluate(PointEnv, random_policy, episodes=20, seed=0, max_steps=25)
+    assert reproducible_part(again) == reproducible_part(random)
+
+
+def test_true_simulator_baseline_solves_toy_env():
+    planner = CEM(2, horizon=2, samples=16, top_k=4, iterations=3, init_std=STEP, low=-STEP, high=STEP)
+    report = evaluate(
+        PointEnv, lambda env: simulator_agent(env, PointEnv(), planner), episodes=3, seed=0, max_steps=20
+    )
+    assert report.success_rate == 1.0, report.summary()
+
+
+def test_evaluation_writes_gif_and_plot(tmp_path):
+    report = evaluate(
+        PointEnv, make_agent(), episodes=2, seed=5, max_steps=6, gif_dir=tmp_path, gif_episodes=1
+    )
+    frames = imageio.mimread(tmp_path / "episode_000.gif")
+    assert len(frames) == report.episodes[0].steps + 1 == 7
+    assert frames[0].shape[0] > 200  # upscaled from 16 px
+    assert not (tmp_path / "episode_001.gif").exists()
+    assert (tmp_path / "episodes.png").stat().st_size > 0
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-4)
+    assert wilson_interval(0, 50) == pytest.approx((0.0, 0.0713), abs=1e-4)
+    assert wilson_interval(25, 50) == pytest.approx((0.3664, 0.6336), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

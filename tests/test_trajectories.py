@@ -1,0 +1,123 @@
+"""The on-disk trajectory format, its clip dataset, and parallel data collection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldjepa.data.collect import collect, write_episode_preview
+from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
+from worldjepa.errors import UserError
+
+H = W = 8
+META = {"env_id": "test/Fake-v0", "image_size": (H, W), "action_dim": 2, "state_dim": 3}
+
+
+def _episode(index: int, length: int) -> dict[str, np.ndarray]:
+    """Every value encodes (episode, time step), so a read can say exactly where it came from."""
+    t = np.arange(length)
+    frames = np.zeros((length, H, W, 3), np.uint8)
+    frames[..., 0] = index
+    frames[..., 1] = t[:, None, None]
+    actions = np.stack([np.full(length - 1, index), t[:-1]], axis=1).astype(np.float32)
+    states = np.stack([np.full(length, index), t, -t], axis=1).astype(np.float32)
+    return {"frames": frames, "actions": actions, "states": states}
+
+
+def _write(root, lengths, first=0, chunk_frames=10, **meta):
+    with TrajectoryWriter(root, **{**META, **meta}, chunk_frames=chunk_frames) as writer:
+        for i, length in enumerate(lengths, start=first):
+            writer.add_episode(**_episode(i, length), seed=100 + i, policy="random")
+
+
+def test_round_trip_across_chunks(tmp_path):
+    lengths = [5, 7, 4, 9]
+    _write(tmp_path, lengths)
+    assert len(list(tmp_path.glob("chunk_*"))) > 1
+    data = TrajectoryDataset(tmp_path, clip_length=1)
+    assert data.num_episodes == 4 and data.num_frames == sum(lengths)
+    for i, length in enumerate(lengths):
+        episode, expected = data.episode(i), _episode(i, length)
+        for key in ("frames", "actions", "states"):
+            np.testing.assert_array_equal(episode[key], expected[key])
+        assert (episode["seed"], episode["variation"], episode["policy"]) == (100 + i, "default", "random")
+
+
+def test_append_mode_and_meta_mismatch(tmp_path):
+    _write(tmp_path, [5, 6])
+    _write(tmp_path, [4], first=2)
+    data = TrajectoryDataset(tmp_path, clip_length=2)
+    assert data.num_episodes == 3
+    np.testing.assert_array_equal(data.episode(2)["states"], _episode(2, 4)["states"])
+    with pytest.raises(UserError, match="action_dim"):
+        TrajectoryWriter(tmp_path, **{**META, "action_dim": 4})
+
+
+def test_clips_with_frame_skip_stay_inside_episodes(tmp_path):
+    lengths = [5, 9, 3, 12]
+    _write(tmp_path, lengths)
+    clip_length, skip = 3, 2
+    data = TrajectoryDataset(tmp_path, clip_length=clip_length, frame_skip=skip)
+    span = (clip_length - 1) * skip + 1
+    assert len(data) == sum(max(n - span + 1, 0) for n in lengths)
+    for i in range(len(data)):
+        clip = data[i]
+        assert clip["frames"].shape == (clip_length, 3, H, W)
+        assert clip["actions"].shape == (clip_length - 1, skip * 2)
+        states = clip["states"].numpy()
+        assert len(set(states[:, 0])) == 1  # one episode per clip
+        np.testing.assert_array_equal(np.diff(states[:, 1]), skip)
+        t0 = int(states[0, 1])
+        # the actions between sampled frames t and t+skip are raw actions t..t+skip-1, concatenated
+        raw_steps = clip["actions"].numpy().reshape(clip_length - 1, skip, 2)[..., 1]
+        np.testing.assert_array_equal(raw_steps.ravel(), np.arange(t0, t0 + (clip_length - 1) * skip))
+        assert (clip["frames"][:, 1, 0, 0].numpy() == states[:, 1]).all()
+    with pytest.raises(IndexError):
+        data[len(data)]
+
+
+def test_corrupted_chunk_is_skipped_and_stale_tmp_removed(tmp_path):
+    _write(tmp_path, [6, 6, 6, 6], chunk_frames=6)
+    frames = tmp_path / "chunk_000001" / "frames.npy"
+    frames.write_bytes(frames.read_bytes()[:200])  # a truncated file
+    (tmp_path / "chunk_000009.tmp").mkdir()  # what a killed writer leaves
+    with pytest.warns(UserWarning, match="chunk_000001"):
+        data = TrajectoryDataset(tmp_path, clip_length=2)
+    assert data.num_episodes == 3
+    assert {data.episode(i)["states"][0, 0] for i in range(3)} == {0, 2, 3}
+    TrajectoryWriter(tmp_path, **META)
+    assert not (tmp_path / "chunk_000009.tmp").exists()
+
+
+def test_invalid_episodes_are_refused(tmp_path):
+    writer = TrajectoryWriter(tmp_path, **META)
+    bad = _episode(0, 5)
+    bad["actions"][2, 1] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        writer.add_episode(**bad, seed=0)
+    with pytest.raises(UserError, match="actions"):
+        writer.add_episode(**{**_episode(0, 5), "actions": np.zeros((5, 2))}, seed=0)
+    with pytest.raises(UserError, match="meta.json"):
+        TrajectoryDataset(tmp_path / "missing", clip_length=2)
+
+
+def test_collect_two_rooms_in_parallel_is_deterministic(tmp_path):
+    kwargs = {"episodes": 6, "seed": 3, "max_steps": 10, "image_size": 32, "progress": False}
+    result = collect("worldjepa/TwoRooms-v0", out_dir=tmp_path / "par", workers=2, **kwargs)
+    assert (result.episodes, result.frames) == (6, 6 * 11)
+    collect("worldjepa/TwoRooms-v0", out_dir=tmp_path / "seq", workers=0, **kwargs)
+    par = TrajectoryDataset(tmp_path / "par", clip_length=4)
+    seq = TrajectoryDataset(tmp_path / "seq", clip_length=4)
+    assert par.num_frames == 66 and par.meta["image_size"] == [32, 32]
+    policies = set()
+    for i in range(6):
+        a, b = par.episode(i), seq.episode(i)
+        policies.add(a["policy"])
+        for key in ("frames", "actions", "states", "seed"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert policies == {"random", "expert"}
+    collect("worldjepa/TwoRooms-v0", out_dir=tmp_path / "seq", workers=0, **kwargs)  # append continues
+    grown = TrajectoryDataset(tmp_path / "seq", clip_length=4)
+    assert grown.num_episodes == 12 and grown.episode(6)["seed"] != grown.episode(0)["seed"]
+    for name in ("preview.png", "preview.gif"):
+        assert write_episode_preview(tmp_path / "par", tmp_path / name).stat().st_size > 0
