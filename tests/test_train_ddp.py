@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from ddp_worker import ToyDataset, ToyMethod, grads, toy_config
@@ -13,6 +14,7 @@ from worldjepa.train import Trainer
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+@pytest.mark.slow
 def test_two_process_gradients_match_single_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):

@@ -20,7 +20,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("num_workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_resume_is_bitwise_exact(tmp_path, num_workers):
     # 40 samples, batch 4 x 2 micro-batches -> 5 steps per epoch: the run crosses two epoch boundaries
     cfg = dict(total_steps=12, ckpt_every=3, num_workers=num_workers, grad_clip=1.0)

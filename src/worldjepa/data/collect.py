@@ -195,7 +195,7 @@ def collect(
                 )
                 frames += len(episode["frames"])
                 bar.update(1)
-                bar.set_postfix(frames=frames)
+                bar.set_postfix_str(f"{frames} frames")
         finally:
             cleanup()
     return CollectResult(out_dir, episodes, frames, time.perf_counter() - start)

@@ -188,12 +188,14 @@ def render_shapes(
     colors: torch.Tensor,
     backgrounds: torch.Tensor,
     image_size: int,
+    wrap: bool = False,
     chunk: int = 4096,
 ) -> torch.Tensor:
     """Rasterize one flat shape per image, vectorized over images -> uint8 [N, 3, S, S].
 
     centers [N, 2] are (x, y) in [0, 1] of the image side (y points down), radii [N] are half-sizes in
     the same unit, shape_ids [N] index SHAPE_NAMES, colors and backgrounds [N, 3] are RGB in [0, 1].
+    With `wrap` the image is a torus: a shape crossing an edge re-enters on the opposite side.
     Images are drawn `chunk` at a time to bound the float temporaries.
     """
     coords = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size
@@ -203,6 +205,8 @@ def render_shapes(
             idx = start + (shape_ids[start : start + chunk] == shape_id).nonzero().squeeze(1)
             dx = coords.view(1, 1, -1) - centers[idx, 0].view(-1, 1, 1)
             dy = coords.view(1, -1, 1) - centers[idx, 1].view(-1, 1, 1)
+            if wrap:  # shortest offset on the torus, in [-0.5, 0.5)
+                dx, dy = (dx + 0.5) % 1.0 - 0.5, (dy + 0.5) % 1.0 - 0.5
             mask[idx] = _shape_mask(shape_id, dx, dy, radii[idx].view(-1, 1, 1))
     fg = colors.mul(255).round().to(torch.uint8).view(-1, 3, 1, 1)
     bg = backgrounds.mul(255).round().to(torch.uint8).view(-1, 3, 1, 1)

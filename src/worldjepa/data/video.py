@@ -156,13 +156,9 @@ def _render_moving_shapes(
         rng = index_rng(seed, split, i)
         angle = (i % num_directions) * sector + rng.uniform(-0.25, 0.25) * sector
         radius = rng.uniform(0.08, 0.15)
-        path_length = rng.uniform(0.4, 1.0 - 2 * radius)  # whole clip, in image sides
-        velocity = path_length / max(num_frames - 1, 1) * np.array([math.cos(angle), math.sin(angle)])
-        travel = velocity * (num_frames - 1)
-        low = radius - np.minimum(travel, 0)  # start so that the whole path stays inside the frame
-        high = 1 - radius - np.maximum(travel, 0)
-        params[i, 0:2] = rng.uniform(low, high)
-        params[i, 2:4] = velocity
+        path_length = rng.uniform(0.25, 0.45)  # over the whole clip, in image sides
+        params[i, 0:2] = rng.uniform(0.0, 1.0, size=2)
+        params[i, 2:4] = path_length / max(num_frames - 1, 1) * np.array([math.cos(angle), math.sin(angle)])
         params[i, 4] = radius
         params[i, 5] = rng.integers(len(SHAPE_NAMES))
         params[i, 6:9] = rng.uniform(0.55, 1.0, size=3)
@@ -181,6 +177,7 @@ def _render_moving_shapes(
         per_frame(params[:, 6:9]),
         per_frame(params[:, 9:12]),
         image_size,
+        wrap=True,
     )
     videos = frames.view(num_videos, num_frames, 3, image_size, image_size)
     labels = torch.arange(num_videos) % num_directions
@@ -192,12 +189,15 @@ class SyntheticVideoDataset(Dataset):
 
     label k = direction of motion at angle about 2*pi*k / num_directions from +x towards +y (down),
     jittered within the middle half of its sector; k = index % num_directions, so classes are
-    balanced. target = velocity (vx, vy) in image sides per frame, y pointing down. Any one frame
-    shows a still shape, so the direction must be read across frames: the task tests temporal
-    understanding. Each path is chosen to stay inside the frame: the
-    object never bounces, because a bounce would change the label within the clip. Example i is a
-    function of (seed, split, i) only; the set is rendered once, vectorized, and kept in memory as
-    uint8 (N * T * 3 * S * S bytes).
+    balanced. target = velocity (vx, vy) in image sides per frame, y pointing down; the shape travels
+    0.25-0.45 of the image side over the clip.
+
+    The frame is a torus: a shape leaving on one side re-enters on the other. So every frame shows
+    a shape at a uniformly random place whatever its direction, and the direction can only be read
+    across frames: the task tests temporal understanding. (Walls would leak the direction into a
+    single frame, since a shape moving right must start on the left, and a bounce would change the
+    label within the clip.) Example i is a function of (seed, split, i) only; the set is rendered
+    once, vectorized, and kept in memory as uint8 (N * T * 3 * S * S bytes).
     """
 
     def __init__(

@@ -36,6 +36,7 @@ SUBSTEPS = 10
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
 #: Grasp-point height while travelling above the block.
 TRAVEL_HEIGHT = 0.12
+_SIM_STATE_ARRAYS = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart")
 
 
 def _euler_xyz(rotation: np.ndarray) -> np.ndarray:
@@ -155,6 +156,7 @@ class ArmEnv(gym.Env, GoalEnv):
         self.data.ctrl[:4] = scene.inverse_kinematics(target)
         self.data.ctrl[4:6] = _gripper_control(action[3])
         mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
+        mujoco.mj_forward(self.model, self.data)  # mj_step leaves positions one substep stale
         info = self._info()
         return self._observation(), -info["distance"], False, False, info
 
@@ -191,16 +193,16 @@ class ArmEnv(gym.Env, GoalEnv):
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def get_sim_state(self) -> dict[str, Any]:
-        d = self.data
-        return {"time": d.time, "qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "act": d.act.copy(),
-                "ctrl": d.ctrl.copy(), "mocap_pos": d.mocap_pos.copy(), "mocap_quat": d.mocap_quat.copy()}
+        """Time, joint positions and velocities, actuator state and targets, the goal (`mocap_pos[0]`),
+        and the contact solver's warm start, without which a replay drifts in the last digits."""
+        state = {key: getattr(self.data, key).copy() for key in _SIM_STATE_ARRAYS}
+        return {"time": self.data.time, **state}
 
     def set_sim_state(self, state: dict[str, Any]) -> None:
-        d = self.data
-        d.time = state["time"]
-        for key in ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat"):
-            getattr(d, key)[:] = state[key]
-        mujoco.mj_forward(self.model, d)
+        self.data.time = state["time"]
+        for key in _SIM_STATE_ARRAYS:
+            getattr(self.data, key)[:] = state[key]
+        mujoco.mj_forward(self.model, self.data)
 
 
 class ArmReachEnv(ArmEnv):

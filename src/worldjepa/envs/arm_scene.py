@@ -135,7 +135,7 @@ def scene_xml(variation: Variation, with_block: bool, show_target: bool, image_s
   <option timestep="0.005" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="{image_size}" offheight="{image_size}"/>
-    <quality shadowsize="0" offsamples="0"/>
+    <quality shadowsize="0" offsamples="0" numslices="12" numstacks="4"/>
     <headlight ambient="{ambient}" diffuse="0.2 0.2 0.2" specular="0 0 0"/>
   </visual>
   <default>
@@ -148,7 +148,7 @@ def scene_xml(variation: Variation, with_block: bool, show_target: bool, image_s
     <camera name="front" pos="{_rgba(camera_position)}" xyaxes="{_look_at_axes(camera_position, CAMERA_TARGET)}"
             fovy="{CAMERA_FOVY}"/>
     <geom name="table" type="box" pos="0.3 0 -0.02" size="0.45 0.6 0.02" friction="0.5 0.01 0.001" {table_look}/>
-    <geom type="plane" pos="0 0 -0.6" size="3 3 0.1" rgba="0.35 0.37 0.4 1"/>
+    <geom name="floor" type="box" pos="0 0 -0.62" size="3 3 0.02" rgba="0.35 0.37 0.4 1"/>
     <body name="target" mocap="true" pos="0.4 0 0.1">{target_geom}</body>{distractors}{_arm_xml(_rgba(v.arm_rgba))}{block}
   </worldbody>
   <actuator>

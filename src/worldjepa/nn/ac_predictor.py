@@ -7,17 +7,20 @@ states up to t only, and one call predicts every next frame at once (teacher for
 get 3D RoPE with (h, w) rescaled to the configured grid; conditioning tokens get the temporal
 rotation only (position (t, 0, 0)). The outputs at conditioning positions are dropped.
 
-Rollout: the number of steps T is inferred from the token count, so planning calls it with a
-growing sequence. Because of the block-causal mask, tokens of steps < T are unaffected by later
-steps, which is what a key/value cache would exploit later.
+Rollout: the number of steps T is inferred from the token count, so a rollout may call `forward` with
+a growing sequence (the official way, and the training path). Because of the block-causal mask,
+tokens of steps < T are unaffected by later steps, so `step` instead runs only the newest step's
+tokens against the cached keys/values of the earlier ones (the planning path): each new step costs
+one step's tokens instead of the whole sequence.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
-from worldjepa.nn.attention import LAYER_NORM_EPS, Block, init_weights
-from worldjepa.nn.rope import RoPE3D, token_coords
+from worldjepa.nn.attention import LAYER_NORM_EPS, Block, Rope, init_weights
+from worldjepa.nn.rope import RoPE3D, apply_rope, token_coords
 from worldjepa.nn.vit import as_pair
 
 
@@ -31,8 +34,31 @@ def block_causal_mask(num_steps: int, tokens_per_step: int, device: torch.device
     return step[:, None] >= step[None, :]
 
 
+KVCache = list[tuple[Tensor, Tensor]]  # per block: (keys, values) of the steps run so far, [B, heads, L, d]
+
+
+def cached_block(block: Block, x: Tensor, rope: Rope, cache: KVCache, index: int) -> Tensor:
+    """`Block.forward` for the newest step's tokens x [B, M, d], attending to themselves and to the cached
+    keys/values of every earlier step (no mask needed: the newest step may see all of them).
+
+    Appends this step's keys/values to `cache[index]` (block `index`).
+    """
+    attn = block.attn
+    q, k, v = attn.qkv(block.norm1(x)).unflatten(-1, (3, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)
+    q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    if index < len(cache):
+        k, v = torch.cat([cache[index][0], k], dim=2), torch.cat([cache[index][1], v], dim=2)
+        cache[index] = (k, v)
+    else:
+        cache.append((k, v))
+    out = F.scaled_dot_product_attention(q, k, v)
+    x = x + attn.proj(out.transpose(1, 2).flatten(2))
+    return x + block.mlp(block.norm2(x))
+
+
 class ActionConditionedPredictor(nn.Module):
-    """`forward(z, actions, states)` -> next-frame predictions [B, T*N, D] for every step."""
+    """`forward(z, actions, states)` -> next-frame predictions [B, T*N, D] for every step;
+    `step(z_t, a_t, s_t, cache)` -> the prediction of one more step, reusing cached keys/values."""
 
     def __init__(
         self,
@@ -105,16 +131,50 @@ class ActionConditionedPredictor(nn.Module):
                 f"{actions.shape[1]} actions and {states.shape[1]} states; pass T*{per_frame} tokens "
                 "and T actions and states (one per frame)"
             )
+        x = self.embed(z, actions, states, extrinsics).flatten(1, 2)  # [B, T*(c+N), d]
+        rope = self.rope(self.positions(num_steps, self.num_cond, grid, z.device), x.dtype)
+        mask = block_causal_mask(num_steps, self.num_cond + per_frame, z.device)
+        for block in self.predictor_blocks:
+            x = block(x, rope, mask)
+        x = x.unflatten(1, (num_steps, -1))[:, :, self.num_cond :].flatten(1, 2)  # drop conditioning tokens
+        return self.predictor_proj(self.predictor_norm(x))
+
+    @property
+    def num_cond(self) -> int:
+        """Conditioning tokens per step: action, state (and extrinsics)."""
+        return 3 if self.use_extrinsics else 2
+
+    def embed(self, z: Tensor, actions: Tensor, states: Tensor, extrinsics: Tensor | None) -> Tensor:
+        """z [B, T*N, D], actions [B, T, A], states [B, T, S] -> interleaved tokens [B, T, c + N, d]."""
         cond = [self.action_encoder(actions), self.state_encoder(states)]
         if self.use_extrinsics:
             if extrinsics is None:
                 raise UserError("this AC predictor uses extrinsics: pass extrinsics [B, T, E]")
             cond.append(self.extrinsics_encoder(extrinsics))
-        frames = self.predictor_embed(z).unflatten(1, (num_steps, per_frame))  # [B, T, N, d]
-        x = torch.cat([c.unsqueeze(2) for c in cond] + [frames], dim=2).flatten(1, 2)  # [B, T*(c+N), d]
-        rope = self.rope(self.positions(num_steps, len(cond), grid, z.device), x.dtype)
-        mask = block_causal_mask(num_steps, len(cond) + per_frame, z.device)
-        for block in self.predictor_blocks:
-            x = block(x, rope, mask)
-        x = x.unflatten(1, (num_steps, -1))[:, :, len(cond) :].flatten(1, 2)  # drop conditioning tokens
-        return self.predictor_proj(self.predictor_norm(x))
+        frames = self.predictor_embed(z).unflatten(1, (actions.shape[1], -1))  # [B, T, N, d]
+        return torch.cat([c.unsqueeze(2) for c in cond] + [frames], dim=2)
+
+    def step(
+        self,
+        z: Tensor,
+        actions: Tensor,
+        states: Tensor,
+        cache: KVCache,
+        extrinsics: Tensor | None = None,
+        grid: tuple[int, int] | None = None,
+    ) -> Tensor:
+        """The next step of a rollout: frame t z [B, N, D], actions [B, A], states [B, S] -> frame t+1 [B, N, D].
+
+        t is the number of steps already in `cache` (start with an empty list); the cache grows in place.
+        Equals the last output step of `forward` on the whole sequence up to t, at the cost of one step.
+        """
+        grid = self.grid if grid is None else grid
+        per_step = self.num_cond + grid[0] * grid[1]
+        t = cache[0][0].shape[2] // per_step if cache else 0
+        extrinsics = None if extrinsics is None else extrinsics[:, None]
+        x = self.embed(z, actions[:, None], states[:, None], extrinsics)[:, 0]  # [B, c+N, d]
+        pos = self.positions(t + 1, self.num_cond, grid, z.device)[:, -per_step:]
+        rope = self.rope(pos, x.dtype)
+        for index, block in enumerate(self.predictor_blocks):
+            x = cached_block(block, x, rope, cache, index)
+        return self.predictor_proj(self.predictor_norm(x[:, self.num_cond :]))

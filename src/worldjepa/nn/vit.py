@@ -30,10 +30,25 @@ def as_pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 def token_grid(
     img_size: int | tuple[int, int], patch_size: int, num_frames: int = 1, tubelet_size: int = 2
 ) -> Grid:
-    """Token grid (T, H, W) of a configuration; T = 1 for image models (num_frames == 1)."""
+    """Token grid (T, H, W) of an input size; T = 1 for image models (num_frames == 1).
+
+    An input the patch (or tubelet) size does not divide is a UserError that says how to fix it.
+    """
     height, width = as_pair(img_size)
+    p = patch_size
+    if height % p or width % p:
+        suggest = f"{-(-height // p) * p}x{-(-width // p) * p}"
+        raise UserError(
+            f"image size {height}x{width} is not divisible by patch size {p}; "
+            f"resize to a multiple of {p} (e.g. {suggest}) or change model.patch_size"
+        )
+    if num_frames > 1 and num_frames % tubelet_size:
+        raise UserError(
+            f"{num_frames} frames is not divisible by tubelet size {tubelet_size}; "
+            f"use a multiple of {tubelet_size} frames or change model.tubelet_size"
+        )
     depth = num_frames // tubelet_size if num_frames > 1 else 1
-    return depth, height // patch_size, width // patch_size
+    return depth, height // p, width // p
 
 
 def gather_tokens(x: Tensor, keep: Tensor) -> Tensor:
@@ -85,6 +100,7 @@ class VisionTransformer(nn.Module):
     ):
         super().__init__()
         self.patch_size, self.in_chans, self.tubelet_size = patch_size, in_chans, tubelet_size
+        self.num_heads = num_heads
         self.video = num_frames > 1
         self.uniform_power = uniform_power
         self.grid = token_grid(img_size, patch_size, num_frames, tubelet_size)
@@ -115,23 +131,8 @@ class VisionTransformer(nn.Module):
                 f"input has {x.shape[1]} channels but the model expects {self.in_chans}; "
                 f"pass {expected} with C={self.in_chans} or change model.in_chans"
             )
-        height, width = x.shape[-2:]
-        p = self.patch_size
-        if height % p or width % p:
-            suggest = f"{-(-height // p) * p}x{-(-width // p) * p}"
-            raise UserError(
-                f"image size {height}x{width} is not divisible by patch size {p}; "
-                f"resize to a multiple of {p} (e.g. {suggest}) or change model.patch_size"
-            )
-        depth = 1
-        if self.video:
-            if x.shape[2] % self.tubelet_size:
-                raise UserError(
-                    f"{x.shape[2]} frames is not divisible by tubelet size {self.tubelet_size}; "
-                    f"use a multiple of {self.tubelet_size} frames or change model.tubelet_size"
-                )
-            depth = x.shape[2] // self.tubelet_size
-        return x, (depth, height // p, width // p)
+        frames = x.shape[2] if self.video else 1
+        return x, token_grid(tuple(x.shape[-2:]), self.patch_size, frames, self.tubelet_size)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
         """x [B, C, H, W] or [B, C, T, H, W]; keep [B, K] int64 token indices -> [B, K (or N), D]."""

@@ -32,7 +32,7 @@ def obs_to_batch(obs: dict[str, np.ndarray], device: torch.device | str = "cpu")
 class MPCAgent:
     """A goal-reaching policy: `reset(goal_obs)` once per episode, then `act(obs)` every step.
 
-    plan_times: wall-clock seconds of each re-plan since the last reset.
+    plan_times: wall-clock seconds of each re-plan (encode + plan) since the last reset.
     last_plan: the planner's result at the last re-plan.
     """
 

@@ -86,13 +86,8 @@ class SamplingPlanner:
             )
         if init_std <= 0:
             raise UserError(f"planner init_std must be > 0, got {init_std}")
-        self.action_dim, self.horizon, self.samples, self.iterations = (
-            action_dim,
-            horizon,
-            samples,
-            iterations,
-        )
-        self.init_std = init_std
+        self.action_dim, self.horizon, self.init_std = action_dim, horizon, init_std
+        self.samples, self.iterations = samples, iterations
         self.low = _bound(low, action_dim, -math.inf)
         self.high = _bound(high, action_dim, math.inf)
         if bool((self.low > self.high).any()):
@@ -115,14 +110,12 @@ class SamplingPlanner:
         device = start.visual.device
         low, high = self.low.to(device), self.high.to(device)
         shape = (self.horizon, self.action_dim)
-        mean = (
-            torch.zeros(shape, device=device) if warm_start is None else warm_start.to(device, torch.float32)
-        )
+        mean = torch.zeros(shape) if warm_start is None else warm_start
         if mean.shape != shape:
             raise UserError(
                 f"warm_start must have shape {list(shape)} (horizon, action_dim), got {list(mean.shape)}"
             )
-        mean = mean.clamp(low, high)
+        mean = mean.to(device, torch.float32).clamp(low, high)
         std = torch.full(shape, self.init_std, device=device)
         generator = self._generator_on(device)
         start_c = start.expand(self.samples)

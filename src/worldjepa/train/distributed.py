@@ -48,8 +48,10 @@ def init_distributed(info: DistInfo, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        # binding the device lets NCCL collectives (barrier included) use the right GPU from the start
+        dist.init_process_group("nccl", rank=info.rank, world_size=info.world_size, device_id=device)
+    else:
+        dist.init_process_group("gloo", rank=info.rank, world_size=info.world_size)
 
 
 def wrap_ddp(module: torch.nn.Module, device: torch.device, find_unused_parameters: bool) -> torch.nn.Module:

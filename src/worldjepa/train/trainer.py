@@ -46,7 +46,8 @@ class TrainConfig:
     warmup_steps (or warmup_fraction of the run), then follows a cosine to final_lr; weight decay
     follows a cosine from weight_decay to final_weight_decay. grad_clip 0 disables clipping;
     ckpt_every 0 saves only at the end; keep_every > 0 also keeps `step_XXXXXXXX.pt` copies.
-    tensorboard mirrors the CSV log to run_dir/tb when TensorBoard is installed.
+    tensorboard mirrors the CSV log to run_dir/tb when TensorBoard is installed. resume continues from
+    run_dir/latest.pt when it exists (and starts fresh when it does not, so a restarted job just works).
     """
 
     epochs: int = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 _GAP = 6  # pixels between the current frame and the goal image
@@ -73,15 +74,11 @@ def plot_episodes(
 ) -> Path:
     """Distance to the goal per episode (thin) and their mean (thick), and the fraction of episodes in
     success at each step; an episode that ended early keeps its last value."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = max(len(d) for d in distances)
     padded = np.array([list(d) + [d[-1]] * (steps - len(d)) for d in distances], dtype=float)
     success = np.array([list(s) + [s[-1]] * (steps - len(s)) for s in successes], dtype=float)
-    fig, (ax_d, ax_s) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))  # no pyplot: no global figure state, no backend switch
+    ax_d, ax_s = fig.subplots(1, 2)
     ax_d.plot(padded.T, color="tab:blue", alpha=0.25, linewidth=0.8)
     ax_d.plot(padded.mean(0), color="tab:blue", linewidth=2.0, label="mean")
     ax_d.set(xlabel="step", ylabel="distance to goal", title="distance over time")
@@ -92,5 +89,4 @@ def plot_episodes(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -1,0 +1,202 @@
+"""The simulated arm world: Gymnasium contract, determinism, bad input, solvability, goal images,
+sim snapshots, variations and the rendering set-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldjepa.envs import rendering
+from worldjepa.envs.registry import ENVS, make
+from worldjepa.envs.variations import PRESETS
+from worldjepa.errors import UserError
+
+ARM_IDS = ["worldjepa/ArmReach-v0", "worldjepa/ArmPush-v0", "worldjepa/ArmPickPlace-v0"]
+
+
+def rollout(env, seed: int, steps: int, noise: float = 0.3) -> list[dict[str, np.ndarray]]:
+    """Observations of a noisy expert episode; the noise comes from its own seeded generator."""
+    rng = np.random.default_rng(seed)
+    observations = [env.reset(seed=seed)[0]]
+    for _ in range(steps):
+        observations.append(env.step(env.unwrapped.expert_action(rng, noise))[0])
+    return observations
+
+
+def expert_success_rate(env, seeds: range) -> float:
+    successes = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        truncated = False
+        while not truncated:
+            _, _, _, truncated, info = env.step(env.unwrapped.expert_action())
+        successes.append(info["success"])
+    return float(np.mean(successes))
+
+
+def pixel_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+@pytest.mark.parametrize("env_id", ARM_IDS)
+def test_spaces_and_info_follow_the_contract(env_id):
+    env = make(env_id)
+    observation, info = env.reset(seed=0)
+    assert env.observation_space.contains(observation)
+    assert observation["pixels"].shape == (64, 64, 3) and observation["pixels"].dtype == np.uint8
+    assert observation["state"].shape == (7,) and observation["state"].dtype == np.float32
+    assert env.action_space.shape == (4,)
+    assert set(info) >= {"success", "distance"} and isinstance(info["success"], bool)
+    assert env.unwrapped.success_criterion
+    observation, _, _, _, info = env.step(env.action_space.sample())
+    assert env.observation_space.contains(observation) and isinstance(info["distance"], float)
+    env.close()
+
+
+def test_gripper_points_down_so_euler_angles_stay_small():
+    env = make("worldjepa/ArmPush-v0")
+    for observation in rollout(env, seed=3, steps=30):
+        assert np.all(np.abs(observation["state"][3:5]) < 0.3)  # roll, pitch
+
+
+def test_image_size_and_episode_length_are_configurable():
+    env = make("worldjepa/ArmReach-v0", image_size=128, max_episode_steps=3)
+    observation, _ = env.reset(seed=0)
+    assert observation["pixels"].shape == (128, 128, 3)
+    truncated = [env.step(np.zeros(4))[3] for _ in range(3)]
+    assert truncated == [False, False, True]
+    with pytest.raises(UserError, match="image_size"):
+        make("worldjepa/ArmReach-v0", image_size=1000)
+
+
+@pytest.mark.parametrize("env_id", ["worldjepa/ArmReach-v0", "worldjepa/ArmPush-v0"])
+def test_same_seed_same_episode_different_seed_different_episode(env_id):
+    env_a, env_b = make(env_id), make(env_id)
+    run_a, run_b = rollout(env_a, seed=7, steps=15), rollout(env_b, seed=7, steps=15)
+    for obs_a, obs_b in zip(run_a, run_b):
+        np.testing.assert_array_equal(obs_a["pixels"], obs_b["pixels"])
+        np.testing.assert_array_equal(obs_a["state"], obs_b["state"])
+    other = rollout(env_b, seed=8, steps=0)[0]
+    assert not np.array_equal(other["pixels"], run_a[0]["pixels"])
+    np.testing.assert_array_equal(env_a.reset(seed=7)[0]["pixels"], run_a[0]["pixels"])  # reset is a restart
+
+
+def test_out_of_bound_actions_are_clipped():
+    env = make("worldjepa/ArmReach-v0")
+    env.reset(seed=1)
+    clipped = env.step(np.array([1.0, -1.0, 1.0, -1.0]))[0]
+    env.reset(seed=1)
+    large = env.step(np.array([50.0, -7.0, 3.0, -2.0]))[0]
+    np.testing.assert_array_equal(clipped["state"], large["state"])
+    env.reset(seed=1)
+    start = env.unwrapped.grasp_point
+    env.step(np.array([1.0, 0.0, 0.0, 1.0]))
+    assert 0.005 < env.unwrapped.grasp_point[0] - start[0] <= 0.05 + 1e-3  # at most MAX_STEP per step
+
+
+@pytest.mark.parametrize("action, message", [
+    (np.zeros(3), "shape"), (np.zeros((1, 4)), "shape"), ([0.0, np.nan, 0.0, 0.0], "finite"),
+    ([np.inf, 0.0, 0.0, 0.0], "finite"),
+])
+def test_bad_actions_raise_user_error(action, message):
+    env = make("worldjepa/ArmReach-v0")
+    env.reset(seed=0)
+    with pytest.raises(UserError, match=message):
+        env.step(action)
+
+
+@pytest.mark.parametrize("env_id", ARM_IDS)
+def test_scripted_expert_solves_the_task(env_id):
+    assert expert_success_rate(make(env_id), range(20)) >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ARM_IDS)
+def test_scripted_expert_solves_the_task_on_many_seeds(env_id):
+    assert expert_success_rate(make(env_id), range(20, 120)) >= 0.95
+
+
+@pytest.mark.parametrize("env_id", ARM_IDS)
+def test_goal_image_shows_the_solved_scene(env_id):
+    env = make(env_id)
+    start = env.reset(seed=2)[0]
+    goal = env.unwrapped.goal_observation()
+    truncated = False
+    while not truncated:
+        final, _, _, truncated, info = env.step(env.unwrapped.expert_action())
+    assert info["success"]
+    assert pixel_distance(final["pixels"], goal["pixels"]) < 0.5 * pixel_distance(start["pixels"], goal["pixels"])
+
+
+def test_goal_observation_leaves_the_episode_untouched():
+    env = make("worldjepa/ArmPush-v0")
+    env.reset(seed=4)
+    for _ in range(5):
+        env.step(env.unwrapped.expert_action())
+    before = env.unwrapped.get_sim_state()
+    frame = env.unwrapped.render()  # render_mode None
+    env.unwrapped.goal_observation()
+    after = env.unwrapped.get_sim_state()
+    assert frame is None
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+def test_sim_state_round_trip_replays_exactly():
+    env = make("worldjepa/ArmPickPlace-v0")
+    env.reset(seed=5)
+    for _ in range(8):
+        env.step(env.unwrapped.expert_action())
+    snapshot = env.unwrapped.get_sim_state()
+    actions = [env.unwrapped.expert_action(np.random.default_rng(i), 0.5) for i in range(6)]
+    first = [env.step(a)[0] for a in actions]
+    env.reset(seed=99)  # a different episode in between, with a different goal
+    env.unwrapped.set_sim_state(snapshot)
+    np.testing.assert_array_equal(env.unwrapped.goal, snapshot["mocap_pos"][0])
+    second = [env.step(a)[0] for a in actions]
+    for obs_a, obs_b in zip(first, second):
+        np.testing.assert_array_equal(obs_a["pixels"], obs_b["pixels"])
+        np.testing.assert_array_equal(obs_a["state"], obs_b["state"])
+
+
+def test_unknown_env_id_lists_the_valid_ones():
+    with pytest.raises(UserError, match="worldjepa/ArmReach-v0") as error:
+        make("worldjepa/ArmTeleport-v0")
+    assert "unknown env id" in str(error.value)
+    assert set(ARM_IDS) <= set(ENVS)
+
+
+@pytest.mark.parametrize("name", [name for name in PRESETS if name != "default"])
+def test_variations_change_pixels_not_dynamics(name):
+    actions = [np.array([0.4, -0.3, -0.6, -1.0])] * 4 + [np.array([-0.5, 0.5, 0.2, 1.0])] * 4
+    runs = {}
+    for variation in ("default", name):
+        env = make("worldjepa/ArmPush-v0", variation=variation)
+        env.reset(seed=11)
+        runs[variation] = [env.step(a)[0] for a in actions]
+    for base, varied in zip(runs["default"], runs[name]):
+        np.testing.assert_array_equal(base["state"], varied["state"])
+        assert pixel_distance(base["pixels"], varied["pixels"]) > 1.0
+
+
+def test_unknown_variation_is_a_user_error():
+    with pytest.raises(UserError, match="colors"):
+        make("worldjepa/ArmReach-v0", variation="sepia")
+
+
+def test_gl_backend_respects_user_choice_and_explains_missing_opengl(monkeypatch):
+    assert rendering.gl_backend() in ("egl", "osmesa", "glfw", "glx")
+    monkeypatch.setattr(rendering, "_backend_works", lambda backend: False)
+    try:
+        monkeypatch.setenv("MUJOCO_GL", "vulkan")
+        rendering.gl_backend.cache_clear()
+        with pytest.raises(UserError, match="MUJOCO_GL"):
+            rendering.gl_backend()
+        monkeypatch.delenv("MUJOCO_GL")
+        rendering.gl_backend.cache_clear()
+        with pytest.raises(UserError, match="apt-get install libegl1 libgl1-mesa-dri"):
+            rendering.gl_backend()
+    finally:
+        monkeypatch.undo()
+        rendering.gl_backend.cache_clear()
+    assert rendering.gl_backend() in ("egl", "osmesa", "glfw", "glx")

@@ -1,0 +1,116 @@
+"""I-JEPA and V-JEPA training steps, collapse regularizers, and a tiny pretrain + probe run."""
+
+import pytest
+import torch
+
+from worldjepa.config import apply_overrides, load_preset
+from worldjepa.methods.regularizers import RegularizerConfig, collapse_regularizer, sigreg, vicreg_variance
+from worldjepa.pretrain import build_dataset, build_mask_collator, build_method, run_pretrain
+from worldjepa.probe import run_probe
+
+TINY_MODEL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.predictor_embed_dim=16",
+              "model.predictor_depth=1", "model.predictor_num_heads=2"]  # fmt: skip
+
+
+def tiny_cfg(preset: str, *extra: str) -> dict:
+    cfg = apply_overrides(load_preset(preset), TINY_MODEL + ["data.num_train=64", "data.num_test=32", *extra])
+    if preset != "ijepa_tiny":
+        cfg = apply_overrides(cfg, ["data.num_frames=4", "data.image_size=16"])
+    else:
+        cfg = apply_overrides(cfg, ["data.image_size=32"])
+    return cfg
+
+
+def batch_for(cfg: dict, size: int = 8) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(0)
+    method = build_method(cfg)
+    dataset = build_dataset(cfg["data"], cfg["method"] == "vjepa", train=True)
+    collate = build_mask_collator(cfg, method.encoder)
+    samples = [{**dataset.sample(i, torch.Generator().manual_seed(i)), "seed": i} for i in range(size)]
+    return method, collate(samples)
+
+
+@pytest.mark.parametrize("preset", ["ijepa_tiny", "vjepa_tiny", "vjepa2_tiny"])
+def test_step_trains_context_encoder_and_predictor_only(preset):
+    method, batch = batch_for(tiny_cfg(preset))
+    out = method(batch)
+    out.loss.backward()
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert all(p.grad is None for p in method.target_encoder.parameters())
+    assert all(p.grad is not None for p in method.encoder.blocks.parameters())
+    assert all(p.grad is not None for p in method.predictor.predictor_blocks.parameters())
+    assert out.embeddings.shape == (8, 32)
+
+
+def test_ijepa_loss_is_smooth_l1_on_layer_normed_targets_of_every_block():
+    method, batch = batch_for(tiny_cfg("ijepa_tiny"))
+    method.eval()
+    h = torch.nn.functional.layer_norm(method.target_encoder(batch["image"]), (32,))
+    z = method.encoder(batch["image"], keep=batch["context"])
+    expected = []
+    for block in batch["targets"]:  # one prediction per target block, as in the paper
+        pred = method.predictor(z, batch["context"], block)
+        target = torch.gather(h, 1, block.unsqueeze(-1).expand(-1, -1, 32))
+        expected.append(torch.nn.functional.smooth_l1_loss(pred, target, reduction="sum"))
+    total = sum(expected) / (batch["targets"].numel() * 32)
+    torch.testing.assert_close(method(batch).loss, total, rtol=1e-5, atol=1e-6)
+
+
+def test_vjepa_uses_one_mask_token_per_generator():
+    method, batch = batch_for(tiny_cfg("vjepa_tiny"))
+    assert len(method.predictor.mask_tokens) == len(batch["context"]) == 2
+    out = method(batch)
+    out.loss.backward()
+    assert all(token.grad is not None and token.grad.abs().sum() > 0 for token in method.predictor.mask_tokens)
+    per_generator = torch.stack([out.metrics["loss_generator0"], out.metrics["loss_generator1"]])
+    torch.testing.assert_close(out.loss.detach(), per_generator.mean())
+
+
+def test_ema_momentum_schedule_moves_target_toward_encoder():
+    method, batch = batch_for(tiny_cfg("ijepa_tiny"))
+    assert method.momentum(0.0) == pytest.approx(0.996) and method.momentum(1.0) == pytest.approx(1.0)
+    with torch.no_grad():
+        for p in method.encoder.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in method.target_encoder.parameters()]
+    method.after_optimizer_step(0.5)  # m = 0.998
+    for b, t, o in zip(before, method.target_encoder.parameters(), method.encoder.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.998 * b + 0.002 * o)
+
+
+def test_overfitting_one_batch_lowers_the_loss():
+    method, batch = batch_for(tiny_cfg("ijepa_tiny"))
+    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = method(batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_regularizers_separate_healthy_from_collapsed_embeddings():
+    g = torch.Generator().manual_seed(0)
+    healthy = torch.randn(2048, 16, generator=g)
+    collapsed = healthy[:, :1].expand(-1, 16) * 0.05
+    assert sigreg(healthy, 128, g) < 5 < sigreg(collapsed, 128, g)
+    assert vicreg_variance(healthy) < 0.05 and vicreg_variance(collapsed) > 0.9
+    loss, parts = collapse_regularizer(healthy, RegularizerConfig(kind="vicreg"))
+    assert loss > 0 and set(parts) == {"reg_variance", "reg_covariance"}
+    method, batch = batch_for(tiny_cfg("ijepa_tiny", "regularizer.kind=sigreg", "regularizer.num_directions=64"))
+    out = method(batch)
+    assert "reg_sigreg" in out.metrics and out.loss > out.metrics["prediction_loss"]
+
+
+@pytest.mark.slow
+def test_pretrain_then_probe_end_to_end(tmp_path):
+    cfg = tiny_cfg("ijepa_tiny", "train.total_steps=3", "train.batch_size=16", "train.num_workers=0",
+                   "train.log_every=1", "train.tensorboard=false", "train.progress_bar=false", "probe.epochs=2")  # fmt: skip
+    run_pretrain(cfg, tmp_path)
+    for name in ("config.yaml", "latest.pt", "metrics.csv", "curves.png", "masks.png"):
+        assert (tmp_path / name).is_file(), name
+    result = run_probe(tmp_path)
+    assert result.pretrained.metric_name == "accuracy"
+    assert 0.0 <= result.pretrained.test_metric <= 1.0 and 0.0 <= result.random_init.test_metric <= 1.0
