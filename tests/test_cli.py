@@ -15,7 +15,9 @@ def test_unknown_config_key_is_one_line_on_stderr(capsys):
 
 def test_empty_dataset_folder_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "train").mkdir()
-    code = main(["pretrain", "data.dataset=folder", f"data.root={tmp_path}", "--run-dir", str(tmp_path / "run")])
+    code = main(
+        ["pretrain", "data.dataset=folder", f"data.root={tmp_path}", "--run-dir", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no images found" in err
 

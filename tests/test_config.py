@@ -18,7 +18,9 @@ def test_every_preset_loads_and_builds_its_sections():
 
 def test_override_parses_yaml_values_and_leaves_the_preset_untouched():
     cfg = load_preset("ijepa_tiny")
-    new = apply_overrides(cfg, ["train.lr=0.5", "model.depth=2", "masks.target_scale=[0.1, 0.2]", "data.root=/x"])
+    new = apply_overrides(
+        cfg, ["train.lr=0.5", "model.depth=2", "masks.target_scale=[0.1, 0.2]", "data.root=/x"]
+    )
     assert new["train"]["lr"] == 0.5 and new["model"]["depth"] == 2
     assert new["masks"]["target_scale"] == [0.1, 0.2] and new["data"]["root"] == "/x"
     assert cfg["model"]["depth"] == 6

@@ -61,7 +61,9 @@ def test_vjepa_uses_one_mask_token_per_generator():
     assert len(method.predictor.mask_tokens) == len(batch["context"]) == 2
     out = method(batch)
     out.loss.backward()
-    assert all(token.grad is not None and token.grad.abs().sum() > 0 for token in method.predictor.mask_tokens)
+    assert all(
+        token.grad is not None and token.grad.abs().sum() > 0 for token in method.predictor.mask_tokens
+    )
     per_generator = torch.stack([out.metrics["loss_generator0"], out.metrics["loss_generator1"]])
     torch.testing.assert_close(out.loss.detach(), per_generator.mean())
 
@@ -99,15 +101,18 @@ def test_regularizers_separate_healthy_from_collapsed_embeddings():
     assert vicreg_variance(healthy) < 0.05 and vicreg_variance(collapsed) > 0.9
     loss, parts = collapse_regularizer(healthy, RegularizerConfig(kind="vicreg"))
     assert loss > 0 and set(parts) == {"reg_variance", "reg_covariance"}
-    method, batch = batch_for(tiny_cfg("ijepa_tiny", "regularizer.kind=sigreg", "regularizer.num_directions=64"))
+    method, batch = batch_for(
+        tiny_cfg("ijepa_tiny", "regularizer.kind=sigreg", "regularizer.num_directions=64")
+    )
     out = method(batch)
     assert "reg_sigreg" in out.metrics and out.loss > out.metrics["prediction_loss"]
 
 
 @pytest.mark.slow
 def test_pretrain_then_probe_end_to_end(tmp_path):
-    cfg = tiny_cfg("ijepa_tiny", "train.total_steps=3", "train.batch_size=16", "train.num_workers=0",
-                   "train.log_every=1", "train.tensorboard=false", "train.progress_bar=false", "probe.epochs=2")  # fmt: skip
+    run = ["train.total_steps=3", "train.batch_size=16", "train.num_workers=0", "train.log_every=1"]
+    quiet = ["train.tensorboard=false", "train.progress_bar=false", "probe.epochs=2"]
+    cfg = tiny_cfg("ijepa_tiny", *run, *quiet)
     run_pretrain(cfg, tmp_path)
     for name in ("config.yaml", "latest.pt", "metrics.csv", "curves.png", "masks.png"):
         assert (tmp_path / name).is_file(), name

@@ -27,7 +27,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     cfg = apply_overrides(load_preset(args.config), overrides)
     run_dir = Path(args.run_dir or f"runs/{Path(args.config).stem}")
     metrics = run_pretrain(cfg, run_dir)
-    print(f"done: {run_dir} (final loss {metrics.get('loss', float('nan')):.4f}); next: worldjepa probe --run {run_dir}")
+    loss = metrics.get("loss", float("nan"))
+    print(f"done: {run_dir} (final loss {loss:.4f}); next: worldjepa probe --run {run_dir}")
 
 
 def cmd_probe(args: argparse.Namespace) -> None:

@@ -16,6 +16,8 @@ from torch import nn
 
 from worldjepa.config import build
 from worldjepa.data.images import DigitsDataset, ImageFolderDataset, ShapesDataset
+from worldjepa.data.trajectories import TrajectoryDataset
+from worldjepa.data.transforms import normalize, to_float
 from worldjepa.data.video import SyntheticVideoDataset, VideoFolderDataset
 from worldjepa.errors import UserError
 from worldjepa.masks import MaskCollator, MultiBlock2D, MultiBlock2DConfig, MultiBlock3D, MultiBlock3DConfig
@@ -30,7 +32,29 @@ from worldjepa.train.trainer import TrainConfig, Trainer
 
 METHODS = {"ijepa": IJEPA, "vjepa": VJEPA}
 IMAGE_DATASETS = ("shapes", "digits", "folder")
-VIDEO_DATASETS = ("synthetic_video", "video_folder")
+VIDEO_DATASETS = ("synthetic_video", "video_folder", "trajectories")
+
+
+class TrajectoryVideo(torch.utils.data.Dataset):
+    """Clips of a recorded trajectory folder as action-free video: stage 1 of V-JEPA 2-style training.
+
+    Items are {"video": normalized float [3, T, H, W]}; actions and states are not used in stage 1.
+    """
+
+    def __init__(self, root: str | Path, num_frames: int, frame_step: int):
+        self.clips = TrajectoryDataset(root, clip_length=num_frames, frame_skip=frame_step)
+        if len(self.clips) == 0:
+            raise UserError(
+                f"trajectory folder {root} has no episode of {num_frames} frames at step {frame_step}; "
+                "collect longer episodes or lower data.num_frames / data.frame_step"
+            )
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        frames = normalize(to_float(self.clips[index]["frames"]))  # [T, 3, H, W]
+        return {"video": frames.transpose(0, 1).contiguous()}
 
 
 def is_video(cfg: dict[str, Any]) -> bool:
@@ -42,10 +66,18 @@ def build_dataset(data: dict[str, Any], video: bool, train: bool) -> torch.utils
     name, size = data["dataset"], data["image_size"]
     valid = VIDEO_DATASETS if video else IMAGE_DATASETS
     if name not in valid:
-        raise UserError(f"data.dataset '{name}' is not available for this method; use one of {', '.join(valid)}")
+        raise UserError(
+            f"data.dataset '{name}' is not available for this method; use one of {', '.join(valid)}"
+        )
+    if name == "trajectories":
+        if not data.get("root"):
+            raise UserError("data.dataset=trajectories needs data.root=DIR (made by `worldjepa collect`)")
+        return TrajectoryVideo(data["root"], data["num_frames"], data["frame_step"])
     if name in ("folder", "video_folder"):
         if not data.get("root"):
-            raise UserError(f"data.dataset={name} needs data.root=PATH (a folder with one subfolder per class)")
+            raise UserError(
+                f"data.dataset={name} needs data.root=PATH (a folder with one subfolder per class)"
+            )
         root = Path(data["root"]) / ("train" if train else "val")
         if name == "folder":
             return ImageFolderDataset(root, size, train=train)
@@ -126,7 +158,9 @@ def run_pretrain(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, float]:
         distributed.cleanup()
 
 
-def save_mask_picture(collator: MaskCollator, dataset: Any, video: bool, encoder: nn.Module, path: Path) -> None:
+def save_mask_picture(
+    collator: MaskCollator, dataset: Any, video: bool, encoder: nn.Module, path: Path
+) -> None:
     """Draw the masks of one batch of the run's data over its images (or video frames)."""
     from worldjepa.viz.masks import save_mask_grid
 

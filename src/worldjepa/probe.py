@@ -33,7 +33,9 @@ def load_pretrained_encoder(run_dir: Path, cfg: dict) -> torch.nn.Module:
 def run_probe(run_dir: Path, overrides: list[str] | None = None) -> EncoderComparison:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise UserError(f"{run_dir} is not a pretraining run (no config.yaml); run `worldjepa pretrain` first")
+        raise UserError(
+            f"{run_dir} is not a pretraining run (no config.yaml); run `worldjepa pretrain` first"
+        )
     cfg = apply_overrides(load_preset(str(config_path)), overrides or [])
     pretrained = load_pretrained_encoder(run_dir, cfg)
     torch.manual_seed(cfg["train"]["seed"])

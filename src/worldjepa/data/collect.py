@@ -24,6 +24,7 @@ from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
 from worldjepa.envs import registry
 from worldjepa.envs.base import GoalEnv
 from worldjepa.envs.gym_adapter import GymPixelsAdapter
+from worldjepa.envs.rendering import gl_backend
 from worldjepa.errors import UserError
 
 POLICIES = ("random", "expert", "mix")
@@ -56,6 +57,7 @@ def make_env(
         raise UserError(
             f"variations exist only for worldjepa envs ({', '.join(registry.ENVS)}), not {env_id!r}"
         )
+    gl_backend()  # Gymnasium's MuJoCo envs read MUJOCO_GL when they first render
     try:
         env = gym.make(env_id, render_mode="rgb_array", **limits)
     except gym.error.Error as error:

@@ -13,6 +13,9 @@ position actuators drive the joints over several physics substeps: the arm is si
 The 7-D `state` is [x, y, z, roll, pitch, yaw, gripper opening]: the grasp point in metres, the
 hand's extrinsic xyz Euler angles (all zero with the gripper pointing down and facing +x, so the usual
 range has no wrap-around) and the distance between the finger pads in metres.
+
+The reward is minus the task distance; episodes never end early (their length is the Gymnasium
+`max_episode_steps`), and `info["success"]` says whether the goal is reached now.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ import mujoco
 import numpy as np
 
 from worldjepa.envs import arm_scene as scene
-from worldjepa.envs.base import GoalEnv
+from worldjepa.envs.base import GoalEnv, check_action
 from worldjepa.envs.rendering import OffscreenRenderer
 from worldjepa.envs.variations import Variation, get_variation
 from worldjepa.errors import UserError
 
 #: Largest grasp-point move commanded by one step (an action component of 1), metres.
 MAX_STEP = 0.05
-#: Physics substeps of 5 ms per env step: 20 env steps per simulated second.
+#: Physics substeps per env step: 10 x 5 ms, so 20 env steps per simulated second.
 SUBSTEPS = 10
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
 #: Grasp-point height while travelling above the block.
@@ -60,7 +63,7 @@ def _toward(current: np.ndarray, target: np.ndarray, gripper: float, speed: floa
 class ArmEnv(gym.Env, GoalEnv):
     """A 4-joint arm with a 2-finger gripper at a table, seen by one fixed camera (see module doc)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / (SUBSTEPS * 0.005)}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / (SUBSTEPS * scene.TIMESTEP)}
     #: Whether the scene has a block to push or pick up.
     has_block: bool = False
     #: Gripper command the episode starts with and the expert mostly keeps.
@@ -69,12 +72,12 @@ class ArmEnv(gym.Env, GoalEnv):
 
     def __init__(self, image_size: int = 64, variation: str | Variation = "default", show_target: bool = False,
                  render_mode: str | None = None) -> None:
-        if not isinstance(image_size, int) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        if not isinstance(image_size, (int, np.integer)) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
             raise UserError(f"image_size must be an int in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}")
         if render_mode not in (None, "rgb_array"):
             raise UserError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.variation = get_variation(variation)
-        self.image_size = image_size
+        self.image_size = image_size = int(image_size)
         self.render_mode = render_mode
         xml = scene.scene_xml(self.variation, self.has_block, show_target, image_size)
         self.model = mujoco.MjModel.from_xml_string(xml)
@@ -151,7 +154,7 @@ class ArmEnv(gym.Env, GoalEnv):
         return self._observation(), self._info()
 
     def step(self, action):
-        action = self._checked_action(action)
+        action = check_action(action, self.action_space, "[dx, dy, dz, gripper]")
         target = np.clip(self.grasp_point + MAX_STEP * action[:3], scene.WORKSPACE_LOW, scene.WORKSPACE_HIGH)
         self.data.ctrl[:4] = scene.inverse_kinematics(target)
         self.data.ctrl[4:6] = _gripper_control(action[3])
@@ -165,16 +168,6 @@ class ArmEnv(gym.Env, GoalEnv):
 
     def close(self) -> None:
         self._renderer.close()
-
-    @staticmethod
-    def _checked_action(action: Any) -> np.ndarray:
-        """The action as float64 clipped to [-1, 1]; a wrong shape or non-finite value is a UserError."""
-        array = np.asarray(action, dtype=np.float64)
-        if array.shape != (4,):
-            raise UserError(f"action must have shape (4,) = [dx, dy, dz, gripper], got shape {array.shape}")
-        if not np.all(np.isfinite(array)):
-            raise UserError(f"action must be finite, got {array.tolist()}")
-        return np.clip(array, -1.0, 1.0)
 
     # ----- GoalEnv ----------------------------------------------------------------------------------------
     def goal_observation(self) -> dict[str, np.ndarray]:
@@ -280,12 +273,12 @@ class ArmPushEnv(ArmEnv):
         if distance >= 0.5 * self.success_threshold:
             direction = to_goal / distance
             side = np.array([-direction[1], direction[0]])
-            if low and offset @ direction < -(self._contact - 0.01) and abs(offset @ side) < 0.02:
+            if low and offset @ direction < -(self._contact - 0.01) and abs(offset @ side) < 0.025:
                 aim = block + direction * (min(distance, 0.02) - self._contact)
                 speed = 0.3 if distance > 0.05 else 0.15  # gentle, so the block does not slide past
                 return _toward(hand, np.append(aim, self._push_height), self.start_gripper, speed)
             start = block - direction * (self._contact + 0.03)
-            if np.linalg.norm(hand[:2] - start) < 0.015:
+            if np.linalg.norm(hand[:2] - start) < 0.02:
                 return _toward(hand, np.append(start, self._push_height), self.start_gripper)
             destination = np.append(start, TRAVEL_HEIGHT)
         if low and np.linalg.norm(offset) < self._contact + 0.02:
@@ -338,8 +331,9 @@ class ArmPickPlaceEnv(ArmEnv):
             return _toward(hand, self.goal, -1.0, speed=0.5)
         if np.linalg.norm(hand - block) < 0.02:
             return _toward(hand, hand, -1.0)
-        if np.linalg.norm(hand[:2] - block[:2]) < 0.01:
+        beside = np.linalg.norm(hand[:2] - block[:2])
+        if beside < 0.015:
             return _toward(hand, block, 1.0)
-        open_enough = np.all(fingers > 0.8 * scene.FINGER_TRAVEL)
-        height = TRAVEL_HEIGHT if open_enough else hand[2] + MAX_STEP
-        return _toward(hand, np.append(block[:2], max(height, block[2] + 0.08)), 1.0)
+        if hand[2] < block[2] + 0.06 and beside < 0.08:  # low and close: rise first, not to knock it
+            return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), 1.0)
+        return _toward(hand, np.append(block[:2], max(TRAVEL_HEIGHT, block[2] + 0.08)), 1.0)

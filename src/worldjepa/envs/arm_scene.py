@@ -13,6 +13,9 @@ import numpy as np
 
 from worldjepa.envs.variations import Variation
 
+#: Physics timestep, seconds. Joint order in qpos: yaw, shoulder, elbow, wrist, the two fingers, then
+#: the block's free joint (when the task has a block); actuators follow the same order.
+TIMESTEP = 0.005
 SHOULDER_HEIGHT = 0.16
 UPPER_ARM = 0.34
 FOREARM = 0.34
@@ -31,9 +34,9 @@ WORKSPACE_HIGH = np.array([0.65, 0.35, 0.4])
 #: Where the arm rests between tasks: high, near the base, out of the way of the objects.
 HOME = np.array([0.3, 0.0, 0.22])
 
-CAMERA_POSITION = np.array([0.72, 0.38, 0.85])
-CAMERA_TARGET = np.array([0.28, 0.0, 0.1])
-CAMERA_FOVY = 52.0
+CAMERA_POSITION = np.array([0.85, 0.42, 0.78])
+CAMERA_TARGET = np.array([0.24, 0.0, 0.16])
+CAMERA_FOVY = 50.0
 
 
 def inverse_kinematics(grasp_point: np.ndarray) -> np.ndarray:
@@ -132,7 +135,7 @@ def scene_xml(variation: Variation, with_block: bool, show_target: bool, image_s
     ambient = _rgba((v.ambient,) * 3)
     return f"""<mujoco model="worldjepa_arm">
   <compiler angle="radian"/>
-  <option timestep="0.005" integrator="implicitfast" cone="elliptic" impratio="10"/>
+  <option timestep="{TIMESTEP}" integrator="implicitfast" cone="elliptic" impratio="10"/>
   <visual>
     <global offwidth="{image_size}" offheight="{image_size}"/>
     <quality shadowsize="0" offsamples="0" numslices="12" numstacks="4"/>
@@ -148,7 +151,7 @@ def scene_xml(variation: Variation, with_block: bool, show_target: bool, image_s
     <camera name="front" pos="{_rgba(camera_position)}" xyaxes="{_look_at_axes(camera_position, CAMERA_TARGET)}"
             fovy="{CAMERA_FOVY}"/>
     <geom name="table" type="box" pos="0.3 0 -0.02" size="0.45 0.6 0.02" friction="0.5 0.01 0.001" {table_look}/>
-    <geom name="floor" type="box" pos="0 0 -0.62" size="3 3 0.02" rgba="0.35 0.37 0.4 1"/>
+    <geom name="floor" type="box" pos="0 0 -0.62" size="8 8 0.02" rgba="0.35 0.37 0.4 1"/>
     <body name="target" mocap="true" pos="0.4 0 0.1">{target_geom}</body>{distractors}{_arm_xml(_rgba(v.arm_rgba))}{block}
   </worldbody>
   <actuator>

@@ -14,7 +14,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+
+from worldjepa.errors import UserError
+
+
+def check_action(action: Any, space: gym.spaces.Box, layout: str = "") -> np.ndarray:
+    """The contract's action rule: wrong shape or non-finite -> UserError, out of bounds -> clipped.
+
+    `layout` names the action's entries in the error message, e.g. "[dx, dy, dz, gripper]".
+    """
+    a = np.asarray(action, dtype=np.float32)
+    if a.shape != space.shape:
+        named = f" = {layout}" if layout else ""
+        raise UserError(f"action must have shape {space.shape}{named}, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise UserError(f"action must be finite, got {a.tolist()}")
+    return np.clip(a, space.low, space.high)
 
 
 class GoalEnv:

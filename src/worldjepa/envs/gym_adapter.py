@@ -12,18 +12,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from worldjepa.envs.base import GoalEnv
+from worldjepa.envs.base import GoalEnv, check_action
 from worldjepa.errors import UserError
-
-
-def check_action(action: Any, space: gym.spaces.Box) -> np.ndarray:
-    """The env contract's action rule: wrong shape or non-finite -> UserError, out of bounds -> clipped."""
-    a = np.asarray(action, dtype=np.float32)
-    if a.shape != space.shape:
-        raise UserError(f"action must have shape {space.shape}, got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise UserError(f"action must be finite, got {a}")
-    return np.clip(a, space.low, space.high)
 
 
 @lru_cache(maxsize=16)

@@ -15,8 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from worldjepa.envs.base import GoalEnv
-from worldjepa.envs.gym_adapter import check_action
+from worldjepa.envs.base import GoalEnv, check_action
 from worldjepa.errors import UserError
 
 WORLD_SIZE = 65.0

@@ -26,7 +26,11 @@ def _norm(x: Tensor) -> Tensor:
 
 
 def predict_next(
-    predictor: ActionConditionedPredictor, frames: Tensor, actions: Tensor, states: Tensor, grid: tuple[int, int]
+    predictor: ActionConditionedPredictor,
+    frames: Tensor,
+    actions: Tensor,
+    states: Tensor,
+    grid: tuple[int, int],
 ) -> Tensor:
     """Teacher forcing: frames 0..T-1 [B, T, N, D] -> predictions of frames 1..T [B, T, N, D].
 
@@ -57,7 +61,11 @@ def rollout(
 
 
 def cached_rollout(
-    predictor: ActionConditionedPredictor, start: Tensor, actions: Tensor, states: Tensor, grid: tuple[int, int]
+    predictor: ActionConditionedPredictor,
+    start: Tensor,
+    actions: Tensor,
+    states: Tensor,
+    grid: tuple[int, int],
 ) -> Tensor:
     """start [B, N, D] (frame 0), actions [B, H, A], states [B, H, S] -> predicted frames 1..H [B, H, N, D].
 

@@ -37,7 +37,9 @@ def pooled_side(tokens_per_frame: TokensPerFrame) -> int | None:
         return None
     side = math.isqrt(tokens_per_frame) if isinstance(tokens_per_frame, int) and tokens_per_frame > 0 else 0
     if side * side != tokens_per_frame or side == 0:
-        raise UserError(f"tokens_per_frame must be 'grid' or a square number (1, 4, 9, ...), got {tokens_per_frame!r}")
+        raise UserError(
+            f"tokens_per_frame must be 'grid' or a square number (1, 4, 9, ...), got {tokens_per_frame!r}"
+        )
     return side
 
 

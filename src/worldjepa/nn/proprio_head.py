@@ -40,8 +40,12 @@ class ProprioHead(nn.Module):
         return states + self.mlp(torch.cat([states, actions], dim=-1))
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "learned", "state_dim": self.state_dim, "action_dim": self.action_dim,
-                "hidden_dim": self.hidden_dim}
+        return {
+            "kind": "learned",
+            "state_dim": self.state_dim,
+            "action_dim": self.action_dim,
+            "hidden_dim": self.hidden_dim,
+        }
 
 
 class AdditiveProprio(nn.Module):
