@@ -14,6 +14,7 @@ from worldjepa.nn.ac_rollout import cached_rollout, predict_next, rollout
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, unroll_states
 from worldjepa.nn.vit import VisionTransformer
+from worldjepa.planning import CEM, GoalEnergy
 from worldjepa.train import TrainConfig, Trainer
 from worldjepa.world_model import ACWorldModel
 
@@ -171,11 +172,15 @@ def test_unroll_shapes(tokens_per_frame, n, proprio):
     assert (pred.proprio.shape == (7, 5, 2)) if proprio else pred.proprio is None
 
 
-def test_save_load_round_trip(tmp_path):
-    model = ACWorldModel(
-        tiny_encoder(), tiny_predictor(), ProprioHead(2, 2, hidden_dim=16), tokens_per_frame=4
-    )
-    torch.nn.init.normal_(model.proprio_head.mlp[-1].weight)  # not the zero init: make the head matter
+@pytest.mark.parametrize("video", [True, False])
+def test_save_load_round_trip(tmp_path, video):
+    if video:  # V-JEPA 2 style: RoPE video encoder, learned proprio head, pooled 2x2 latents
+        encoder, head, tokens = tiny_encoder(), ProprioHead(2, 2, hidden_dim=16), 4
+        torch.nn.init.normal_(head.mlp[-1].weight)  # not the zero init: make the head matter
+    else:  # I-JEPA style: sin-cos image encoder, additive proprio, the full patch grid
+        encoder = VisionTransformer(img_size=SIZE, patch_size=8, embed_dim=DIM, depth=1, num_heads=2)
+        head, tokens = AdditiveProprio(2, 2), "grid"
+    model = ACWorldModel(encoder, tiny_predictor(), head, tokens)
     model.save(tmp_path / "wm")
     loaded = ACWorldModel.load(tmp_path / "wm")
     obs = {"pixels": torch.randint(0, 256, (1, SIZE, SIZE, 3), dtype=torch.uint8), "state": torch.rand(1, 2)}
@@ -208,3 +213,15 @@ def test_post_training_learns_dot_dynamics(tmp_path):
     first, last = rows[0], rows[-1]
     for key in ("loss", "teacher_forcing_loss", "rollout_loss"):
         assert float(last[key]) < 0.7 * float(first[key]), (key, first[key], last[key])
+
+
+def test_cem_plans_through_the_world_model():
+    model = ACWorldModel(
+        tiny_encoder(), tiny_predictor(), ProprioHead(2, 2, hidden_dim=16), tokens_per_frame=1
+    )
+    pixels = torch.randint(0, 256, (2, SIZE, SIZE, 3), dtype=torch.uint8)
+    start = model.encode({"pixels": pixels[:1], "state": torch.rand(1, 2)})
+    goal = model.encode({"pixels": pixels[1:], "state": torch.rand(1, 2)})
+    planner = CEM(action_dim=2, horizon=3, samples=16, top_k=4, iterations=2)
+    result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
+    assert result.actions.shape == (3, 2) and np.isfinite(result.energy)

@@ -1,4 +1,4 @@
-"""`worldjepa` command line: pretrain, probe, collect, envs.
+"""`worldjepa` command line: demo, collect, pretrain, probe, posttrain, evaluate, envs.
 
 Every subcommand turns bad input into one line on stderr (`error: ...` saying what to fix) and exit
 status 2, instead of a traceback.
@@ -55,6 +55,43 @@ def cmd_collect(args: argparse.Namespace) -> None:
     print(f"{result}\npreview: {preview}")
 
 
+def cmd_posttrain(args: argparse.Namespace) -> None:
+    from worldjepa.posttrain import WORLD_MODEL_DIR, run_posttrain
+
+    cfg = _world_model_config(args)
+    run_posttrain(cfg["world_model"], Path(args.encoder), Path(args.data), Path(args.run_dir))
+    print(f"world model saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from worldjepa.evaluate import format_table, run_evaluate
+    from worldjepa.world_model import ACWorldModel
+
+    cfg = _world_model_config(args)
+    model = ACWorldModel.load(args.model, device=cfg["world_model"]["train"]["device"])
+    rows = run_evaluate(model, cfg["env"], cfg["planner"], cfg["evaluate"], Path(args.out), args.data)
+    print(format_table(rows))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from worldjepa.demo import SHIPPED_MODEL, run_demo
+
+    cfg = _world_model_config(args)
+    model = args.model or (None if args.train or not SHIPPED_MODEL.is_dir() else SHIPPED_MODEL)
+    if model is not None:
+        print(f"planning with the world model in {model} (train one from scratch with --train)")
+    print(run_demo(cfg, Path(args.run_dir), model))
+
+
+def _world_model_config(args: argparse.Namespace) -> dict:
+    from worldjepa.config import apply_overrides, load_preset
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides += [f"world_model.train.device={args.device}"]
+    return apply_overrides(load_preset(args.config), overrides)
+
+
 def cmd_envs(args: argparse.Namespace) -> None:
     from worldjepa.envs.registry import ENVS
 
@@ -87,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variation", default=None, help="visual variation of the arm scene")
     p.add_argument("--image-size", type=int, default=64)
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("demo", help="the main job: collect, train a world model, plan toward goal images")
+    _preset_args(p, "wm_arm_reach")
+    p.add_argument("--run-dir", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--model", help="plan with this saved world model instead of the shipped one")
+    p.add_argument("--train", action="store_true", help="train every stage from scratch (about 10 min)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("posttrain", help="stage 2: action-conditioned predictor over a frozen encoder")
+    _preset_args(p, "wm_arm_reach")
+    p.add_argument("--encoder", required=True, help="a stage-1 pretraining run folder")
+    p.add_argument("--data", required=True, help="a trajectory folder from `worldjepa collect`")
+    p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
+    p.set_defaults(func=cmd_posttrain)
+
+    p = sub.add_parser("evaluate", help="closed-loop planning toward goal images, with baselines")
+    _preset_args(p, "wm_arm_reach")
+    p.add_argument("--model", required=True, help="a world model folder (written by posttrain)")
+    p.add_argument("--data", help="its training trajectories: evaluation seeds are checked against them")
+    p.add_argument("--out", default="runs/evaluate", help="folder for GIFs and plots")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("envs", help="list the registered simulated worlds")
     p.set_defaults(func=cmd_envs)

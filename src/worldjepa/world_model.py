@@ -7,76 +7,27 @@ The start latent is encoded once and shared by every candidate. Future states fo
 state tokens come from the proprio head (see `worldjepa.nn.proprio_head`); without a head the model
 does not use proprioception and its state tokens are zeros.
 
-`save(dir)` / `ACWorldModel.load(dir)`: `model.safetensors` (weights, no pickle) + `config.json`
-(architecture, pooling, image normalisation), our own format.
+`save(dir)` / `ACWorldModel.load(dir)`: the worldjepa model folder (`model.safetensors`, no pickle, +
+`config.json` with the architectures, pooling and image normalisation; `worldjepa.interop.worldjepa_format`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from worldjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from worldjepa.errors import UserError
+from worldjepa.interop.worldjepa_format import load_modules, read_config, save_modules
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.ac_rollout import cached_rollout
 from worldjepa.nn.frame_encoder import FrameEncoder, TokensPerFrame
-from worldjepa.nn.proprio_head import build_proprio_head, unroll_states
+from worldjepa.nn.proprio_head import unroll_states
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning.world_model import Latent
 from worldjepa.train.device import autocast, resolve_device
-
-FORMAT = "worldjepa-ac-world-model"
-VERSION = 1
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
-
-
-def vit_config(encoder: VisionTransformer) -> dict[str, Any]:
-    """The constructor arguments that rebuild `encoder`'s architecture (weights aside)."""
-    block = encoder.blocks[0]
-    embed_dim = encoder.norm.normalized_shape[0]
-    depth, height, width = encoder.grid
-    return {
-        "img_size": [height * encoder.patch_size, width * encoder.patch_size],
-        "patch_size": encoder.patch_size,
-        "in_chans": encoder.in_chans,
-        "embed_dim": embed_dim,
-        "depth": len(encoder.blocks),
-        "num_heads": block.attn.num_heads,
-        "mlp_ratio": block.mlp.fc1.out_features / embed_dim,
-        "qkv_bias": block.attn.qkv.bias is not None,
-        "num_frames": depth * encoder.tubelet_size if encoder.video else 1,
-        "tubelet_size": encoder.tubelet_size,
-        "pos_embed": "sincos" if encoder.rope is None else "rope",
-        "uniform_power": encoder.uniform_power,
-        "rope_compat": encoder.rope is not None and encoder.rope.compat,
-    }
-
-
-def ac_predictor_config(predictor: ActionConditionedPredictor) -> dict[str, Any]:
-    """The constructor arguments that rebuild `predictor`'s architecture (patch_size 1 keeps its grid)."""
-    block = predictor.predictor_blocks[0]
-    width = predictor.predictor_embed.out_features
-    return {
-        "embed_dim": predictor.predictor_embed.in_features,
-        "predictor_embed_dim": width,
-        "depth": len(predictor.predictor_blocks),
-        "num_heads": block.attn.num_heads,
-        "img_size": list(predictor.grid),
-        "patch_size": 1,
-        "action_dim": predictor.action_encoder.in_features,
-        "state_dim": predictor.state_encoder.in_features,
-        "extrinsics_dim": predictor.extrinsics_encoder.in_features,
-        "use_extrinsics": predictor.use_extrinsics,
-        "mlp_ratio": block.mlp.fc1.out_features / width,
-        "qkv_bias": block.attn.qkv.bias is not None,
-        "rope_compat": predictor.rope.compat,
-    }
 
 
 class ACWorldModel:
@@ -143,61 +94,38 @@ class ACWorldModel:
         return Latent(visual.float(), states[:, 1:] if self.use_proprio else None)
 
     def save(self, directory: str | Path) -> None:
-        """Write `model.safetensors` and `config.json` into `directory`."""
-        encoder = self.frames.encoder
-        if not isinstance(encoder, VisionTransformer):
-            raise UserError(f"save supports a VisionTransformer encoder, got {type(encoder).__name__}")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        parts = {"encoder": encoder, "predictor": self.predictor, "proprio_head": self.proprio_head}
-        weights = {
-            f"{prefix}.{name}": tensor.detach().cpu().contiguous()
-            for prefix, module in parts.items()
-            if module is not None
-            for name, tensor in module.state_dict().items()
-        }
-        save_file(weights, str(directory / WEIGHTS))
-        config = {
-            "format": FORMAT,
-            "version": VERSION,
-            "encoder": vit_config(encoder),
-            "predictor": ac_predictor_config(self.predictor),
-            "proprio_head": None if self.proprio_head is None else self.proprio_head.config(),
+        """Write the worldjepa model folder (`worldjepa.interop.worldjepa_format`): weights + config.json."""
+        if not isinstance(self.frames.encoder, VisionTransformer):
+            raise UserError(
+                f"save supports a VisionTransformer encoder, got {type(self.frames.encoder).__name__}"
+            )
+        modules = {"encoder": self.frames.encoder, "predictor": self.predictor}
+        if self.proprio_head is not None:
+            modules["proprio_head"] = self.proprio_head
+        world_model = {
             "tokens_per_frame": self.frames.tokens_per_frame,
             "mean": list(self.frames.mean),
             "std": list(self.frames.std),
             "precision": self.precision,
         }
-        (directory / CONFIG).write_text(json.dumps(config, indent=2))
+        save_modules(directory, modules, world_model=world_model)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> ACWorldModel:
         """Rebuild a saved world model; weights are loaded strictly (every key must match)."""
-        directory = Path(directory)
-        if not (directory / CONFIG).is_file() or not (directory / WEIGHTS).is_file():
-            raise UserError(f"{directory} has no {CONFIG} and {WEIGHTS}; save one with ACWorldModel.save")
-        config = json.loads((directory / CONFIG).read_text())
-        if config.get("format") != FORMAT or config.get("version") != VERSION:
-            raise UserError(f"{directory / CONFIG} is not a {FORMAT} version {VERSION} file")
-        weights = load_file(str(directory / WEIGHTS))
-        parts: dict[str, nn.Module | None] = {
-            "encoder": VisionTransformer(**config["encoder"]),
-            "predictor": ActionConditionedPredictor(**config["predictor"]),
-            "proprio_head": None
-            if config["proprio_head"] is None
-            else build_proprio_head(config["proprio_head"]),
-        }
-        for prefix, module in parts.items():
-            if module is not None:
-                state = {k[len(prefix) + 1 :]: v for k, v in weights.items() if k.startswith(prefix + ".")}
-                module.load_state_dict(state, strict=True)
+        config = read_config(directory)
+        if "world_model" not in config:
+            raise UserError(f"{directory} holds {', '.join(config['modules'])}, not an AC world model")
+        expect = {"encoder": "encoder", "predictor": "ac_predictor"}
+        modules = load_modules(directory, expect=expect)
+        wm = config["world_model"]
         return cls(
-            parts["encoder"],
-            parts["predictor"],
-            parts["proprio_head"],
-            config["tokens_per_frame"],
-            tuple(config["mean"]),
-            tuple(config["std"]),
+            modules["encoder"],
+            modules["predictor"],
+            modules.get("proprio_head"),
+            wm["tokens_per_frame"],
+            tuple(wm["mean"]),
+            tuple(wm["std"]),
             device,
-            config["precision"],
+            wm["precision"],
         )

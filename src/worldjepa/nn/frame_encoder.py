@@ -35,12 +35,12 @@ def pooled_side(tokens_per_frame: TokensPerFrame) -> int | None:
     """None for "grid", else the side g of the g x g pooled grid; anything else is a UserError."""
     if tokens_per_frame == "grid":
         return None
-    side = math.isqrt(tokens_per_frame) if isinstance(tokens_per_frame, int) and tokens_per_frame > 0 else 0
-    if side * side != tokens_per_frame or side == 0:
+    n = tokens_per_frame
+    if not isinstance(n, int) or n < 1 or math.isqrt(n) ** 2 != n:
         raise UserError(
             f"tokens_per_frame must be 'grid' or a square number (1, 4, 9, ...), got {tokens_per_frame!r}"
         )
-    return side
+    return math.isqrt(n)
 
 
 class FrameEncoder(nn.Module):

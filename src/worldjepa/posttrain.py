@@ -1,0 +1,92 @@
+"""Stage 2 of V-JEPA 2-style training: action-conditioned post-training over a frozen encoder.
+
+`run_posttrain(cfg, encoder_run, trajectories, run_dir)`:
+1. load the stage-1 run's EMA target encoder (frozen);
+2. encode every recorded frame once into an embedding cache (`worldjepa.data.embedding_cache`);
+3. train the action-conditioned predictor (and the proprio head) on cached clips with teacher-forcing
+   and rollout L1 losses (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
+4. save the world model (`ACWorldModel`: safetensors + config.json) in run_dir/world_model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from worldjepa.config import build, load_preset
+from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
+from worldjepa.data.trajectories import read_meta
+from worldjepa.errors import UserError
+from worldjepa.methods.ac_posttrain import ACPostTrainConfig, ACPostTraining
+from worldjepa.nn.ac_predictor import ActionConditionedPredictor
+from worldjepa.nn.frame_encoder import FrameEncoder
+from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead
+from worldjepa.probe import load_pretrained_encoder
+from worldjepa.train import distributed
+from worldjepa.train.trainer import TrainConfig, Trainer
+
+WORLD_MODEL_DIR = "world_model"
+
+
+def build_proprio_head(kind: str, state_dim: int, action_dim: int):
+    """`learned` (s + MLP([s, a])), `additive` (s + a: for actions that are state deltas) or `none`."""
+    if kind == "none":
+        return None
+    if kind == "learned":
+        return ProprioHead(state_dim, action_dim)
+    if kind == "additive":
+        return AdditiveProprio(state_dim, action_dim)
+    raise UserError(f"world_model.proprio must be learned, additive or none, got {kind!r}")
+
+
+def run_posttrain(
+    cfg: dict[str, Any], encoder_run: str | Path, trajectories: str | Path, run_dir: str | Path
+):
+    """Train the AC predictor of `cfg` (the `world_model` section of a world-model preset); returns the
+    `ACWorldModel`, also saved in run_dir/world_model."""
+    from worldjepa.world_model import ACWorldModel
+
+    run_dir, encoder_run = Path(run_dir), Path(encoder_run)
+    encoder_cfg = load_preset(str(encoder_run / "config.yaml"))
+    encoder = load_pretrained_encoder(encoder_run, encoder_cfg).requires_grad_(False)
+    frames = FrameEncoder(encoder, cfg["tokens_per_frame"])
+    train_cfg = build(TrainConfig, cfg["train"], "world_model.train")
+    cache = build_embedding_cache(
+        trajectories,
+        frames,
+        run_dir / "embeddings",
+        precision=cfg["cache_precision"],
+        device=train_cfg.device,
+    )
+    clips = EmbeddingClips(cache, cfg["context_length"], cfg["frame_skip"])
+    if len(clips) == 0:
+        raise UserError(
+            f"no clip of {cfg['context_length'] + 1} frames in {trajectories}; collect longer episodes"
+        )
+    meta = read_meta(trajectories)
+    action_dim = meta["action_dim"] * cfg["frame_skip"]
+    predictor = ActionConditionedPredictor(
+        embed_dim=encoder.norm.normalized_shape[0],
+        predictor_embed_dim=cfg["predictor_embed_dim"],
+        depth=cfg["depth"],
+        num_heads=cfg["num_heads"],
+        img_size=frames.grid,  # the predictor's grid is the latent grid: one "patch" per latent token
+        patch_size=1,
+        action_dim=action_dim,
+        state_dim=meta["state_dim"],
+    )
+    proprio = build_proprio_head(cfg["proprio"], meta["state_dim"], action_dim)
+    method = ACPostTraining(
+        predictor, frames.grid, proprio, build(ACPostTrainConfig, cfg["posttrain"], "posttrain")
+    )
+    trainer = Trainer(method, clips, None, train_cfg, run_dir / "predictor", config=cfg)
+    try:
+        trainer.fit()
+    finally:
+        distributed.cleanup()
+    world_model = ACWorldModel(
+        encoder, predictor, proprio, cfg["tokens_per_frame"], precision=cfg["precision"]
+    )
+    if trainer.dist.is_main:
+        world_model.save(run_dir / WORLD_MODEL_DIR)
+    return world_model
