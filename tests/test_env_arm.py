@@ -94,10 +94,15 @@ def test_out_of_bound_actions_are_clipped():
     assert 0.005 < env.unwrapped.grasp_point[0] - start[0] <= 0.05 + 1e-3  # at most MAX_STEP per step
 
 
-@pytest.mark.parametrize("action, message", [
-    (np.zeros(3), "shape"), (np.zeros((1, 4)), "shape"), ([0.0, np.nan, 0.0, 0.0], "finite"),
-    ([np.inf, 0.0, 0.0, 0.0], "finite"),
-])
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        (np.zeros(3), "shape"),
+        (np.zeros((1, 4)), "shape"),
+        ([0.0, np.nan, 0.0, 0.0], "finite"),
+        ([np.inf, 0.0, 0.0, 0.0], "finite"),
+    ],
+)
 def test_bad_actions_raise_user_error(action, message):
     env = make("worldjepa/ArmReach-v0")
     env.reset(seed=0)
@@ -125,7 +130,9 @@ def test_goal_image_shows_the_solved_scene(env_id):
     while not truncated:
         final, _, _, truncated, info = env.step(env.unwrapped.expert_action())
     assert info["success"]
-    assert pixel_distance(final["pixels"], goal["pixels"]) < 0.5 * pixel_distance(start["pixels"], goal["pixels"])
+    assert pixel_distance(final["pixels"], goal["pixels"]) < 0.5 * pixel_distance(
+        start["pixels"], goal["pixels"]
+    )
 
 
 def test_goal_observation_leaves_the_episode_untouched():

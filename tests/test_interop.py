@@ -137,6 +137,24 @@ def test_vjepa2_official_inferred(official):
             check(oracle, name, predictor(case["x"], case["masks_x"], case["masks_y"], case["mask_index"]))
 
 
+def test_vjepa2_checkpoint_carrying_an_unused_pos_embed(official, tmp_path):
+    """Some RoPE checkpoints still carry a pos_embed: a non-sin-cos one reads as RoPE and is dropped; a real
+    sin-cos one would read as sin-cos, which `pos_embed="rope"` overrides."""
+    oracle, path = official["vjepa2_pretrain"]
+    video = oracle["inputs"]["enc_full"]["video"]
+    for table, hint in [
+        (torch.zeros(1, 32, 96), {}),
+        (sincos_table(96, (2, 4, 4), True)[None].float(), {"pos_embed": "rope"}),
+    ]:
+        checkpoint = dict(oracle["state_dict_official"])
+        checkpoint["target_encoder"] = {**checkpoint["target_encoder"], "module.backbone.pos_embed": table}
+        torch.save(checkpoint, tmp_path / "vjepa2.pt")
+        encoder = load_official(tmp_path / "vjepa2.pt", num_heads=4, **hint)
+        assert encoder.rope is not None
+        with torch.no_grad():
+            check(oracle, "enc_full", encoder(video))
+
+
 def test_vjepa2_ac_official_inferred(official):
     oracle, path = official["vjepa2_ac_predictor"]
     cfg = oracle["config"]

@@ -22,13 +22,15 @@ def _preset_args(p: argparse.ArgumentParser, default: str) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from worldjepa.config import apply_overrides, load_preset
     from worldjepa.pretrain import run_pretrain
+    from worldjepa.train.distributed import dist_info
 
     overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     cfg = apply_overrides(load_preset(args.config), overrides)
     run_dir = Path(args.run_dir or f"runs/{Path(args.config).stem}")
     metrics = run_pretrain(cfg, run_dir)
-    loss = metrics.get("loss", float("nan"))
-    print(f"done: {run_dir} (final loss {loss:.4f}); next: worldjepa probe --run {run_dir}")
+    if dist_info().is_main:
+        loss = metrics.get("loss", float("nan"))
+        print(f"done: {run_dir} (final loss {loss:.4f}); next: worldjepa probe --run {run_dir}")
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
@@ -92,6 +94,16 @@ def _world_model_config(args: argparse.Namespace) -> dict:
     return apply_overrides(load_preset(args.config), overrides)
 
 
+def cmd_convert(args: argparse.Namespace) -> None:
+    import yaml
+
+    from worldjepa.interop import convert
+
+    overrides = yaml.safe_load(args.overrides) if args.overrides else None
+    out = convert(args.src, args.dst, args.src_format, args.dst_format, args.part, args.dtype, overrides)
+    print(f"wrote {out}")
+
+
 def cmd_envs(args: argparse.Namespace) -> None:
     from worldjepa.envs.registry import ENVS
 
@@ -145,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="its training trajectories: evaluation seeds are checked against them")
     p.add_argument("--out", default="runs/evaluate", help="folder for GIFs and plots")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("convert", help="official / Hugging Face / worldjepa checkpoints, both ways")
+    p.add_argument("src", help="an official .pth.tar / .pt file, or a Hugging Face or worldjepa folder")
+    p.add_argument("dst", help="output folder")
+    p.add_argument("--from", dest="src_format", required=True, choices=["official", "hf", "worldjepa"])
+    p.add_argument("--to", dest="dst_format", required=True, choices=["worldjepa", "hf"])
+    p.add_argument("--part", default="target_encoder", help="target_encoder | encoder | predictor, or a+b")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument(
+        "--overrides", help='YAML, e.g. "{predictor: {img_size: 384}}" for what weights cannot show'
+    )
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("envs", help="list the registered simulated worlds")
     p.set_defaults(func=cmd_envs)

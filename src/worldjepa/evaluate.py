@@ -83,7 +83,8 @@ def run_evaluate(
     out_dir = Path(out_dir)
 
     def env_factory() -> gym.Env:
-        return make(env_cfg["id"], image_size=env_cfg["image_size"], variation=env_cfg["variation"])
+        options = {"variation": env_cfg["variation"]} if env_cfg["variation"] is not None else {}
+        return make(env_cfg["id"], image_size=env_cfg["image_size"], **options)
 
     probe = env_factory()
     action_space = probe.action_space

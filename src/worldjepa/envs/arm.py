@@ -70,10 +70,20 @@ class ArmEnv(gym.Env, GoalEnv):
     start_gripper: float = 1.0
     success_threshold: float = 0.03
 
-    def __init__(self, image_size: int = 64, variation: str | Variation = "default", show_target: bool = False,
-                 render_mode: str | None = None) -> None:
-        if not isinstance(image_size, (int, np.integer)) or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-            raise UserError(f"image_size must be an int in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}")
+    def __init__(
+        self,
+        image_size: int = 64,
+        variation: str | Variation = "default",
+        show_target: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if (
+            not isinstance(image_size, (int, np.integer))
+            or not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE
+        ):
+            raise UserError(
+                f"image_size must be an int in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size!r}"
+            )
         if render_mode not in (None, "rgb_array"):
             raise UserError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.variation = get_variation(variation)
@@ -86,10 +96,12 @@ class ArmEnv(gym.Env, GoalEnv):
         self._block_qpos = self.model.joint("block").qposadr[0] if self.has_block else None
         self._finger_qpos = [self.model.joint(name).qposadr[0] for name in ("left_finger", "right_finger")]
         self._renderer = OffscreenRenderer(self.model, "front", image_size, image_size)
-        self.observation_space = gym.spaces.Dict({
-            "pixels": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-            "state": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
-        })
+        self.observation_space = gym.spaces.Dict(
+            {
+                "pixels": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+                "state": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
+            }
+        )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 
     # ----- task hooks -------------------------------------------------------------------------------------
@@ -121,11 +133,16 @@ class ArmEnv(gym.Env, GoalEnv):
 
     @property
     def block_position(self) -> np.ndarray:
-        return self.data.qpos[self._block_qpos:self._block_qpos + 3].copy()
+        return self.data.qpos[self._block_qpos : self._block_qpos + 3].copy()
 
     def _set_block(self, position: np.ndarray, yaw: float) -> None:
-        self.data.qpos[self._block_qpos:self._block_qpos + 3] = position
-        self.data.qpos[self._block_qpos + 3:self._block_qpos + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        self.data.qpos[self._block_qpos : self._block_qpos + 3] = position
+        self.data.qpos[self._block_qpos + 3 : self._block_qpos + 7] = [
+            np.cos(yaw / 2),
+            0.0,
+            0.0,
+            np.sin(yaw / 2),
+        ]
 
     def _set_arm(self, grasp_point: np.ndarray, gripper: float) -> None:
         """Place the arm at rest at a grasp point and hold it there (joints and actuator targets)."""
@@ -246,8 +263,12 @@ class ArmPushEnv(ArmEnv):
             angle, length = rng.uniform(-np.pi, np.pi), rng.uniform(0.1, 0.2)
             target = block + length * np.array([np.cos(angle), np.sin(angle)])
             behind = block - (self._contact + 0.05) * np.array([np.cos(angle), np.sin(angle)])
-            if np.all(target >= self._target_low) and np.all(target <= self._target_high) \
-                    and np.all(behind >= scene.WORKSPACE_LOW[:2]) and np.all(behind <= scene.WORKSPACE_HIGH[:2]):
+            if (
+                np.all(target >= self._target_low)
+                and np.all(target <= self._target_high)
+                and np.all(behind >= scene.WORKSPACE_LOW[:2])
+                and np.all(behind <= scene.WORKSPACE_HIGH[:2])
+            ):
                 break
         self._set_arm(scene.HOME, self.start_gripper)
         self._set_block(np.append(block, scene.BLOCK_HALF), rng.uniform(-np.pi / 4, np.pi / 4))
@@ -255,7 +276,7 @@ class ArmPushEnv(ArmEnv):
 
     def _pose_goal_configuration(self) -> None:
         self._set_arm(scene.HOME, self.start_gripper)
-        self.data.qpos[self._block_qpos:self._block_qpos + 3] = self.goal
+        self.data.qpos[self._block_qpos : self._block_qpos + 3] = self.goal
 
     def _distance(self) -> float:
         return float(np.linalg.norm(self.block_position[:2] - self.goal[:2]))

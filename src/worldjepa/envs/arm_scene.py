@@ -46,10 +46,14 @@ def inverse_kinematics(grasp_point: np.ndarray) -> np.ndarray:
     yaw = np.arctan2(y, x)
     radius = np.hypot(x, y)
     height = z + HAND - SHOULDER_HEIGHT  # the wrist sits HAND above the grasp point
-    reach_sq = np.clip(radius**2 + height**2, (UPPER_ARM - FOREARM) ** 2 + 1e-6, (UPPER_ARM + FOREARM) ** 2 - 1e-6)
+    reach_sq = np.clip(
+        radius**2 + height**2, (UPPER_ARM - FOREARM) ** 2 + 1e-6, (UPPER_ARM + FOREARM) ** 2 - 1e-6
+    )
     cos_elbow = (reach_sq - UPPER_ARM**2 - FOREARM**2) / (2 * UPPER_ARM * FOREARM)
     elbow = np.arccos(np.clip(cos_elbow, -1.0, 1.0))
-    shoulder = np.arctan2(radius, height) - np.arctan2(FOREARM * np.sin(elbow), UPPER_ARM + FOREARM * np.cos(elbow))
+    shoulder = np.arctan2(radius, height) - np.arctan2(
+        FOREARM * np.sin(elbow), UPPER_ARM + FOREARM * np.cos(elbow)
+    )
     wrist = np.pi - shoulder - elbow
     return np.array([yaw, shoulder, elbow, wrist])
 
@@ -71,8 +75,10 @@ def _arm_xml(arm_rgba: str) -> str:
     """The arm's kinematic chain. Only the hand and fingers collide (with the table and the block):
     the links stay above the table inside the workspace, and fewer contact pairs keep stepping fast."""
     link = f'contype="0" conaffinity="0" rgba="{arm_rgba}"'
-    finger = (f'type="box" size="0.012 {FINGER_HALF_THICKNESS} {FINGER_HALF_LENGTH}" friction="1.5 0.01 0.001" '
-              'rgba="0.25 0.25 0.28 1"')
+    finger = (
+        f'type="box" size="0.012 {FINGER_HALF_THICKNESS} {FINGER_HALF_LENGTH}" friction="1.5 0.01 0.001" '
+        'rgba="0.25 0.25 0.28 1"'
+    )
     offset = FINGER_MIN_GAP / 2 + FINGER_HALF_THICKNESS
     return f"""
     <body name="base" pos="0 0 0" gravcomp="1">
@@ -127,11 +133,16 @@ def scene_xml(variation: Variation, with_block: bool, show_target: bool, image_s
       <geom type="box" size="{BLOCK_HALF} {BLOCK_HALF} {BLOCK_HALF}" mass="0.1" friction="0.5 0.01 0.001"
             rgba="{_rgba(v.block_rgba)}"/>
     </body>"""
-    target_geom = ('<geom type="sphere" size="0.015" contype="0" conaffinity="0" rgba="0.1 0.9 0.1 0.6"/>'
-                   if show_target else "")
+    target_geom = (
+        '<geom type="sphere" size="0.015" contype="0" conaffinity="0" rgba="0.1 0.9 0.1 0.6"/>'
+        if show_target
+        else ""
+    )
     distractors = "".join(
         f'\n    <geom type="box" pos="{_rgba(d.position)}" size="{_rgba(d.half_size)}" rgba="{_rgba(d.rgba)}" '
-        'contype="0" conaffinity="0"/>' for d in v.distractors)
+        'contype="0" conaffinity="0"/>'
+        for d in v.distractors
+    )
     ambient = _rgba((v.ambient,) * 3)
     return f"""<mujoco model="worldjepa_arm">
   <compiler angle="radian"/>

@@ -22,7 +22,12 @@ import numpy as np
 
 from worldjepa.errors import UserError
 
-_BACKEND_MODULES = {"egl": "mujoco.egl", "osmesa": "mujoco.osmesa", "glfw": "mujoco.glfw", "glx": "mujoco.glfw"}
+_BACKEND_MODULES = {
+    "egl": "mujoco.egl",
+    "osmesa": "mujoco.osmesa",
+    "glfw": "mujoco.glfw",
+    "glx": "mujoco.glfw",
+}
 _PROBE = "import {module} as m; c = m.GLContext(8, 8); c.make_current(); c.free()"
 _INSTALL_HINT = (
     "no working OpenGL for MuJoCo rendering: install EGL (`apt-get install libegl1 libgl1-mesa-dri`) "
@@ -72,8 +77,11 @@ class OffscreenRenderer:
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
         self._scene = mujoco.MjvScene(model, maxgeom=200)
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        ):
             self._scene.flags[flag] = False
         self._option = mujoco.MjvOption()
         self._perturb = mujoco.MjvPerturb()
@@ -88,8 +96,15 @@ class OffscreenRenderer:
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """The current frame (call `mj_forward` first so positions are up to date)."""
         self._gl.make_current()
-        mujoco.mjv_updateScene(self._model, data, self._option, self._perturb, self._camera,
-                               mujoco.mjtCatBit.mjCAT_ALL, self._scene)
+        mujoco.mjv_updateScene(
+            self._model,
+            data,
+            self._option,
+            self._perturb,
+            self._camera,
+            mujoco.mjtCatBit.mjCAT_ALL,
+            self._scene,
+        )
         mujoco.mjr_render(self._viewport, self._scene, self._context)
         mujoco.mjr_readPixels(self._buffer, None, self._viewport, self._context)
         return self._buffer[::-1].copy()  # OpenGL rows start at the bottom

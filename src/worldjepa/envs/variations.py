@@ -43,16 +43,25 @@ class Variation:
 
 PRESETS: dict[str, Variation] = {
     "default": Variation(),
-    "colors": Variation(name="colors", block_rgba=(0.1, 0.35, 0.9, 1.0), table_rgba=(0.3, 0.55, 0.35, 1.0),
-                        arm_rgba=(0.95, 0.75, 0.2, 1.0)),
+    "colors": Variation(
+        name="colors",
+        block_rgba=(0.1, 0.35, 0.9, 1.0),
+        table_rgba=(0.3, 0.55, 0.35, 1.0),
+        arm_rgba=(0.95, 0.75, 0.2, 1.0),
+    ),
     "texture": Variation(name="texture", table_checker_rgba=(0.35, 0.28, 0.2, 1.0)),
-    "lighting": Variation(name="lighting", light_diffuse=0.45, light_direction=(-0.8, 0.6, -0.6), ambient=0.15),
+    "lighting": Variation(
+        name="lighting", light_diffuse=0.45, light_direction=(-0.8, 0.6, -0.6), ambient=0.15
+    ),
     "camera": Variation(name="camera", camera_shift=(-0.08, 0.1, 0.06)),
-    "distractors": Variation(name="distractors", distractors=(
-        Distractor((0.5, -0.3, 0.03), (0.03, 0.03, 0.03), (0.1, 0.6, 0.2, 1.0)),
-        Distractor((0.12, 0.3, 0.045), (0.02, 0.02, 0.045), (0.9, 0.8, 0.1, 1.0)),
-        Distractor((0.12, -0.3, 0.02), (0.04, 0.025, 0.02), (0.2, 0.3, 0.8, 1.0)),
-    )),
+    "distractors": Variation(
+        name="distractors",
+        distractors=(
+            Distractor((0.5, -0.3, 0.03), (0.03, 0.03, 0.03), (0.1, 0.6, 0.2, 1.0)),
+            Distractor((0.12, 0.3, 0.045), (0.02, 0.02, 0.045), (0.9, 0.8, 0.1, 1.0)),
+            Distractor((0.12, -0.3, 0.02), (0.04, 0.025, 0.02), (0.2, 0.3, 0.8, 1.0)),
+        ),
+    ),
 }
 
 

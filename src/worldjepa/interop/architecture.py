@@ -52,7 +52,7 @@ ENCODER_SIZES: dict[tuple[int, int], tuple[str, int, int]] = {
 PREDICTOR_HEADS: dict[tuple[int, int, str], int] = {(384, 12, "sincos"): 16, (384, 12, "rope"): 12}
 AC_PREDICTOR_HEADS: dict[tuple[int, int], int] = {(1024, 24): 16}
 OFFICIAL_HEAD_DIM = 64
-ROPE_DEFAULTS = {"img_size": 256, "patch_size": 16, "num_frames": 64, "tubelet_size": 2}  # V-JEPA 2 release
+ROPE_DEFAULTS = {"img_size": 256, "patch_size": 16, "num_frames": 64}  # V-JEPA 2 release
 FAMILY_NAMES = {
     "ijepa": "I-JEPA",
     "vjepa": "V-JEPA",
@@ -135,7 +135,7 @@ class Architecture:
         size = f"{kw['predictor_embed_dim']} wide, {kw['depth']} deep"
         tail = f"for {kw['embed_dim']}-wide encoder tokens"
         if self.kind == "ac_predictor":
-            return f"{name} action-conditioned predictor, {size}, {kw['action_dim']}-D actions, {tail}"
+            return f"{name} predictor, {size}, {kw['action_dim']}-D actions, {tail}"
         return f"{name} predictor, {size}, {_position(kw)}, {tail}"
 
 
@@ -170,9 +170,10 @@ def _heads(width: int, depth: int, known: int | None) -> int | None:
 
 
 def _square_factors(n: int, video: bool) -> list[tuple[int, int, int]]:
-    """Token grids (T, H, W) with T*H*W = n: square frames for video, every H x W (square first) for images."""
+    """Token grids (T, H, W) with T*H*W = n: square frames for video (largest first), every H x W (square
+    first) for images."""
     if video:
-        return [(n // (h * h), h, h) for h in range(1, math.isqrt(n) + 1) if n % (h * h) == 0]
+        return [(n // (h * h), h, h) for h in range(math.isqrt(n), 0, -1) if n % (h * h) == 0]
     pairs = [(1, h, n // h) for h in range(1, n + 1) if n % h == 0]
     return sorted(pairs, key=lambda g: abs(g[1] - g[2]))
 
@@ -291,6 +292,9 @@ def infer_architecture(state_dict: Mapping[str, Tensor], **overrides: Any) -> Ar
             f"these weights are no JEPA encoder or predictor (no patch_embed.proj.weight or predictor_embed.weight; "
             f"keys start {some}); pass the encoder, target_encoder or predictor entry of the checkpoint"
         )
+    # a RoPE checkpoint that carries a sin-cos table: the released weights, so the released rotation
+    if overrides.get("pos_embed") == "rope":
+        overrides = {"rope_compat": True} | overrides
     return arch.override(**overrides)
 
 
