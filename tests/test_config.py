@@ -4,6 +4,7 @@ import pytest
 
 from worldjepa.config import apply_overrides, build, load_preset, preset_names
 from worldjepa.errors import UserError
+from worldjepa.methods.ac_posttrain import ACPostTrainConfig
 from worldjepa.methods.regularizers import RegularizerConfig
 from worldjepa.train.trainer import TrainConfig
 
@@ -12,6 +13,10 @@ def test_every_preset_loads_and_builds_its_sections():
     assert {"ijepa_tiny", "vjepa_tiny", "vjepa2_tiny"} <= set(preset_names())
     for name in preset_names():
         cfg = load_preset(name)
+        if "world_model" in cfg:  # a world-model preset: its stage 1 is an encoder preset
+            build(TrainConfig, cfg["world_model"]["train"], "world_model.train")
+            build(ACPostTrainConfig, cfg["world_model"]["posttrain"], "world_model.posttrain")
+            cfg = apply_overrides(load_preset(cfg["encoder"]["preset"]), cfg["encoder"]["overrides"])
         build(TrainConfig, cfg["train"], "train")
         build(RegularizerConfig, cfg["regularizer"], "regularizer")
 
@@ -38,3 +43,12 @@ def test_unknown_preset_and_unknown_section_key():
         load_preset("no_such_preset")
     with pytest.raises(UserError, match="unknown key.*bogus.*section 'train'"):
         build(TrainConfig, {"bogus": 1, "total_steps": 1}, "train")
+
+
+def test_numbers_in_exponent_form_and_wrong_types():
+    cfg = apply_overrides(load_preset("ijepa_tiny"), ["train.lr=2e-4", "train.total_steps=5"])
+    assert cfg["train"]["lr"] == 2e-4 and isinstance(cfg["train"]["lr"], float)
+    with pytest.raises(UserError, match="'train.lr' takes a number, got 'fast'"):
+        apply_overrides(load_preset("ijepa_tiny"), ["train.lr=fast"])
+    with pytest.raises(UserError, match="is a section"):
+        apply_overrides(load_preset("ijepa_tiny"), ["train=1"])

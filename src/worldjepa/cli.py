@@ -70,7 +70,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from worldjepa.world_model import ACWorldModel
 
     cfg = _world_model_config(args)
-    model = ACWorldModel.load(args.model, device=cfg["world_model"]["train"]["device"])
+    wm = cfg["world_model"]
+    model = ACWorldModel.load(args.model, device=wm["train"]["device"], precision=wm["precision"])
     rows = run_evaluate(model, cfg["env"], cfg["planner"], cfg["evaluate"], Path(args.out), args.data)
     print(format_table(rows))
 
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("posttrain", help="stage 2: action-conditioned predictor over a frozen encoder")
     _preset_args(p, "wm_arm_reach")
-    p.add_argument("--encoder", required=True, help="a stage-1 pretraining run folder")
+    p.add_argument("--encoder", required=True, help="a stage-1 run folder, or a model folder from `convert`")
     p.add_argument("--data", required=True, help="a trajectory folder from `worldjepa collect`")
     p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
     p.set_defaults(func=cmd_posttrain)

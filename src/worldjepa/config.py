@@ -62,11 +62,25 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 )
             if i < len(parts) - 1:
                 node = node[part]
-        value = yaml.safe_load(raw) if raw else ""
-        if isinstance(node[parts[-1]], dict) and not isinstance(value, dict):
-            raise UserError(f"config key '{key}' is a section; set one of its keys instead")
-        node[parts[-1]] = value
+        node[parts[-1]] = _parse_value(key, raw, node[parts[-1]])
     return cfg
+
+
+def _parse_value(key: str, raw: str, old: Any) -> Any:
+    """YAML value of an override, checked against the preset's value it replaces.
+
+    YAML 1.1 reads `2e-4` (no dot) as a string; where the preset holds a number it is read as one.
+    """
+    value = yaml.safe_load(raw) if raw else ""
+    if isinstance(old, dict) and not isinstance(value, dict):
+        raise UserError(f"config key '{key}' is a section; set one of its keys instead")
+    is_number = isinstance(old, int | float) and not isinstance(old, bool)
+    if is_number and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise UserError(f"config key '{key}' takes a number, got '{raw}'") from None
+    return value
 
 
 def build(cls: type, section: dict[str, Any], name: str) -> Any:

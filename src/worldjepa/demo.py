@@ -42,8 +42,9 @@ def run_demo(cfg: dict[str, Any], run_dir: str | Path, model_dir: str | Path | N
     run_dir = Path(run_dir)
     data_dir = run_dir / "data"
     timings: dict[str, float] = {}
+    wm = cfg["world_model"]
     if model_dir is not None:
-        world_model = ACWorldModel.load(model_dir, device=cfg["world_model"]["train"]["device"])
+        world_model = ACWorldModel.load(model_dir, device=wm["train"]["device"], precision=wm["precision"])
         data_dir = None
     else:
         if not (data_dir / "meta.json").is_file():
@@ -78,7 +79,7 @@ def run_demo(cfg: dict[str, Any], run_dir: str | Path, model_dir: str | Path | N
             run_posttrain(wm_cfg, encoder_dir, data_dir, run_dir)
             timings["stage 2"] = time.perf_counter() - tic
         world_model = ACWorldModel.load(
-            run_dir / WORLD_MODEL_DIR, device=cfg["world_model"]["train"]["device"]
+            run_dir / WORLD_MODEL_DIR, device=wm["train"]["device"], precision=wm["precision"]
         )
     print(f"[4/4] planning toward goal images: {cfg['evaluate']['episodes']} episodes of {cfg['env']['id']}")
     tic = time.perf_counter()

@@ -7,6 +7,8 @@ table reports random actions (lower bound) and the same planner on the true simu
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,10 @@ def run_evaluate(
         else:
             raise UserError(f"unknown baseline {name!r}; use {', '.join(BASELINES)}")
         rows.append(EvalRow(name, evaluate(env_factory, policy, gif_dir=out_dir / name, **common)))
+    for row in rows:
+        folder = out_dir / row.name.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps(dataclasses.asdict(row.report), indent=1))
     return rows
 
 

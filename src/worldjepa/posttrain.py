@@ -1,7 +1,8 @@
 """Stage 2 of V-JEPA 2-style training: action-conditioned post-training over a frozen encoder.
 
 `run_posttrain(cfg, encoder_run, trajectories, run_dir)`:
-1. load the stage-1 run's EMA target encoder (frozen);
+1. load the stage-1 encoder (frozen): a pretraining run's EMA target encoder, or a converted model folder
+   (so released V-JEPA 2 weights can be post-trained on your own recordings);
 2. encode every recorded frame once into an embedding cache (`worldjepa.data.embedding_cache`);
 3. train the action-conditioned predictor (and the proprio head) on cached clips with teacher-forcing
    and rollout L1 losses (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
@@ -13,10 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from worldjepa.config import build, load_preset
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import read_meta
 from worldjepa.errors import UserError
+from worldjepa.interop.worldjepa_format import CONFIG, load_modules
 from worldjepa.methods.ac_posttrain import ACPostTrainConfig, ACPostTraining
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
@@ -39,6 +43,16 @@ def build_proprio_head(kind: str, state_dim: int, action_dim: int):
     raise UserError(f"world_model.proprio must be learned, additive or none, got {kind!r}")
 
 
+def load_frozen_encoder(source: Path) -> nn.Module:
+    """The stage-1 encoder: a pretraining run folder (its EMA target encoder) or a worldjepa model folder
+    holding an `encoder`, e.g. released V-JEPA 2 weights from `worldjepa convert --from official`."""
+    if (source / CONFIG).is_file():
+        return load_modules(source, ["encoder"], expect={"encoder": "encoder"})["encoder"]
+    if not (source / "config.yaml").is_file():
+        raise UserError(f"{source} is neither a pretraining run nor a worldjepa model folder with an encoder")
+    return load_pretrained_encoder(source, load_preset(str(source / "config.yaml")))
+
+
 def run_posttrain(
     cfg: dict[str, Any], encoder_run: str | Path, trajectories: str | Path, run_dir: str | Path
 ):
@@ -47,8 +61,7 @@ def run_posttrain(
     from worldjepa.world_model import ACWorldModel
 
     run_dir, encoder_run = Path(run_dir), Path(encoder_run)
-    encoder_cfg = load_preset(str(encoder_run / "config.yaml"))
-    encoder = load_pretrained_encoder(encoder_run, encoder_cfg).requires_grad_(False)
+    encoder = load_frozen_encoder(encoder_run).requires_grad_(False)
     frames = FrameEncoder(encoder, cfg["tokens_per_frame"])
     train_cfg = build(TrainConfig, cfg["train"], "world_model.train")
     cache = build_embedding_cache(

@@ -111,8 +111,11 @@ class ACWorldModel:
         save_modules(directory, modules, world_model=world_model)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> ACWorldModel:
-        """Rebuild a saved world model; weights are loaded strictly (every key must match)."""
+    def load(
+        cls, directory: str | Path, device: str | torch.device = "cpu", precision: str | None = None
+    ) -> ACWorldModel:
+        """Rebuild a saved world model; weights are loaded strictly (every key must match).
+        precision: fp32 | bf16 for encode / unroll; None keeps the saved one."""
         config = read_config(directory)
         if "world_model" not in config:
             raise UserError(f"{directory} holds {', '.join(config['modules'])}, not an AC world model")
@@ -127,5 +130,5 @@ class ACWorldModel:
             tuple(wm["mean"]),
             tuple(wm["std"]),
             device,
-            wm["precision"],
+            precision or wm["precision"],
         )
