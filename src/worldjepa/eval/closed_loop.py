@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from worldjepa.errors import UserError
 from worldjepa.planning.agent import MPCAgent
@@ -174,6 +175,7 @@ def evaluate(
     max_steps: int | None = None,
     gif_dir: str | Path | None = None,
     gif_episodes: int = 3,
+    progress: bool = True,
 ) -> EvalReport:
     """Run `episodes` episodes (episode i from `reset(seed=seed + i)`) for at most `max_steps` steps
     each (default: the env's registered limit), stopping early when the env terminates or truncates.
@@ -192,7 +194,8 @@ def evaluate(
             raise UserError("the env has no registered step limit: pass max_steps to evaluate")
     policy = policy if hasattr(policy, "act") else policy(env)
     records = []
-    for i in range(episodes):
+    bar = tqdm(range(episodes), desc="episodes", unit="ep", disable=not progress)
+    for i in bar:
         obs, info = env.reset(seed=seed + i)
         goal_obs = env.unwrapped.goal_observation()
         policy.reset(goal_obs)
@@ -213,6 +216,7 @@ def evaluate(
                 seed + i, successes[-1], distances[-1], len(distances) - 1, distances, successes, plan_times
             )
         )
+        bar.set_postfix(success=f"{sum(r.success for r in records)}/{len(records)}")
         if keep_frames:
             save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goal_obs["pixels"], successes)
     env.close()
