@@ -29,13 +29,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from worldjepa.data.trajectories import TrajectoryDataset, read_meta
+from worldjepa.data.trajectories import ClipIndex, TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.train.device import autocast, resolve_device
@@ -154,18 +153,13 @@ class EmbeddingClips(Dataset):
             raise UserError(f"{meta_path} is not a {FORMAT} version {VERSION} cache; rebuild it")
         self.grid: tuple[int, int] = tuple(self.meta["grid"])
         self.context_length, self.frame_skip = int(context_length), int(frame_skip)
-        span = self.context_length * self.frame_skip + 1
-        counts = [max(length - span + 1, 0) for length in self.meta["lengths"]]
-        self._clip_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._clips = ClipIndex(self.meta["lengths"], self.context_length * self.frame_skip + 1)
 
     def __len__(self) -> int:
-        return int(self._clip_offsets[-1])
+        return len(self._clips)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"clip index {index} out of range for {len(self)} clips")
-        episode = int(np.searchsorted(self._clip_offsets, index, side="right")) - 1
-        first = index - int(self._clip_offsets[episode])
+        episode, first = self._clips.locate(index)
         k, t = self.frame_skip, self.context_length
         last = first + t * k  # last sampled frame
         with safe_open(str(_episode_path(self.cache_dir, episode)), framework="pt") as f:

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,28 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
     return _Chunk(path, starts, lengths, list(table["seed"]), list(table["variation"]), list(table["policy"]))
 
 
+class ClipIndex:
+    """Flat index over every clip that fits inside an episode: clip i -> (episode, first frame offset).
+
+    A clip spans `span` consecutive frames (clip length and frame skip decide it); no clip crosses an
+    episode boundary. Shared by the pixel clips here and the cached-latent clips of stage 2.
+    """
+
+    def __init__(self, episode_lengths: Sequence[int], span: int) -> None:
+        counts = [max(int(length) - span + 1, 0) for length in episode_lengths]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode, offset of the clip's first frame in that episode); IndexError when out of range."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip index {index} out of range for {len(self)} clips")
+        episode = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return episode, index - int(self.offsets[episode])
+
+
 class TrajectoryDataset(Dataset):
     """Fixed-length clips from a trajectory folder; no clip crosses an episode boundary.
 
@@ -228,8 +251,7 @@ class TrajectoryDataset(Dataset):
         # One row per episode: (chunk index, episode index in chunk); clip counts give a flat clip index.
         self._episodes = [(c, e) for c, chunk in enumerate(self.chunks) for e in range(len(chunk.lengths))]
         span = (self.clip_length - 1) * self.frame_skip + 1
-        counts = [max(int(self.chunks[c].lengths[e]) - span + 1, 0) for c, e in self._episodes]
-        self._clip_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._clips = ClipIndex([self.chunks[c].lengths[e] for c, e in self._episodes], span)
         self._mmaps: dict[int, dict[str, np.ndarray]] = {}
 
     @property
@@ -241,7 +263,7 @@ class TrajectoryDataset(Dataset):
         return int(sum(chunk.lengths.sum() for chunk in self.chunks))
 
     def __len__(self) -> int:
-        return int(self._clip_offsets[-1])
+        return len(self._clips)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -271,11 +293,9 @@ class TrajectoryDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"clip index {index} out of range for {len(self)} clips")
-        episode = int(np.searchsorted(self._clip_offsets, index, side="right")) - 1
+        episode, offset = self._clips.locate(index)
         c, e = self._episodes[episode]
-        first = int(self.chunks[c].starts[e]) + index - int(self._clip_offsets[episode])
+        first = int(self.chunks[c].starts[e]) + offset
         k, t = self.frame_skip, self.clip_length
         arrays = self._arrays(c)
         frames = np.array(arrays["frames"][first : first + (t - 1) * k + 1 : k])
