@@ -64,7 +64,28 @@ def read_image(path: Path) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
-class ImageFolderDataset(Dataset):
+class ClassFolderDataset(Dataset):
+    """Files in root/<class name>/...: `__getitem__` is the deterministic evaluation view and
+    `sample(index, generator)` the random training view; subclasses define `_view`."""
+
+    items: list
+    train: bool
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self._view(index, None)
+
+    def sample(self, index: int, generator: torch.Generator) -> dict:
+        """Training view (random crop, random clip start) when `train`, else the evaluation view."""
+        return self._view(index, generator if self.train else None)
+
+    def _view(self, index: int, generator: torch.Generator | None) -> dict:
+        raise NotImplementedError
+
+
+class ImageFolderDataset(ClassFolderDataset):
     """Images in root/<class name>/*.png|jpg...; labels are class folder indices in sorted order.
 
     Images are read lazily, so a corrupt file is reported when it is first read.
@@ -82,16 +103,6 @@ class ImageFolderDataset(Dataset):
         self.num_classes = len(self.class_names)
         self.train = train
         self.transform = ImageTransform(image_size, scale=scale, hflip=hflip)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self._view(index, None)
-
-    def sample(self, index: int, generator: torch.Generator) -> dict:
-        """Training view: a random resized crop when `train`, else the evaluation view."""
-        return self._view(index, generator if self.train else None)
 
     def _view(self, index: int, generator: torch.Generator | None) -> dict:
         path, label = self.items[index]

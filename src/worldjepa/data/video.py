@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from worldjepa.data.images import SHAPE_NAMES, index_rng, render_shapes, scan_class_folders
+from worldjepa.data.images import (
+    SHAPE_NAMES,
+    ClassFolderDataset,
+    index_rng,
+    render_shapes,
+    scan_class_folders,
+)
 from worldjepa.data.transforms import IJEPA_CROP_SCALE, ImageTransform
 from worldjepa.errors import UserError
 
@@ -105,7 +111,7 @@ def clip_indices(
     return [min(start + t * frame_step, num_available - 1) for t in range(num_frames)]
 
 
-class VideoFolderDataset(Dataset):
+class VideoFolderDataset(ClassFolderDataset):
     """Videos in root/<class name>/*.mp4|avi|webm...; labels are class folder indices in sorted order.
 
     Each item decodes its file (PyAV) and takes a clip of `num_frames` frames `frame_step` apart.
@@ -127,16 +133,6 @@ class VideoFolderDataset(Dataset):
         self.frame_step = frame_step
         self.train = train
         self.transform = ImageTransform(image_size, scale=scale, hflip=hflip)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self._view(index, None)
-
-    def sample(self, index: int, generator: torch.Generator) -> dict:
-        """Training clip: random start and crop when `train`, else the evaluation clip."""
-        return self._view(index, generator if self.train else None)
 
     def _view(self, index: int, generator: torch.Generator | None) -> dict:
         path, label = self.items[index]
