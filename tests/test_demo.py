@@ -66,7 +66,9 @@ def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path):
     assert [r.rsplit(None, 1)[0] for r in again.splitlines()[:3]] == [
         r.rsplit(None, 1)[0] for r in table.splitlines()[:3]
     ]
-    used = int(TrajectoryDataset(tmp_path / "data", clip_length=1).episode(0)["seed"])
+    data = TrajectoryDataset(tmp_path / "data", clip_length=1)
+    used = data.episode_seeds[0]
+    assert used == int(data.episode(0)["seed"])
     with pytest.raises(UserError, match="were used to collect"):
         check_unseen_seeds(tmp_path / "data", used, 1)
 

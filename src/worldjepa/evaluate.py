@@ -63,8 +63,7 @@ def check_unseen_seeds(trajectories: str | Path | None, seed: int, episodes: int
     """Evaluation episodes must not start from a reset seed that the training data used."""
     if trajectories is None or not Path(trajectories).is_dir():
         return
-    data = TrajectoryDataset(trajectories, clip_length=1)
-    used = {int(data.episode(i)["seed"]) for i in range(data.num_episodes)}
+    used = set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
     clash = used & set(range(seed, seed + episodes))
     if clash:
         raise UserError(

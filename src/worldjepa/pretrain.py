@@ -90,40 +90,37 @@ def build_dataset(data: dict[str, Any], video: bool, train: bool) -> torch.utils
     return SyntheticVideoDataset(count, data["num_frames"], size, train=train, seed=data["seed"])
 
 
-def build_encoder(cfg: dict[str, Any]) -> VisionTransformer:
+def token_geometry(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the encoder and its predictor share: input grid, block shape, position encoding."""
     m, data = cfg["model"], cfg["data"]
-    video = is_video(cfg)
+    return {
+        "img_size": data["image_size"],
+        "patch_size": m["patch_size"],
+        "num_frames": data["num_frames"] if is_video(cfg) else 1,
+        "tubelet_size": m["tubelet_size"],
+        "mlp_ratio": m["mlp_ratio"],
+        "pos_embed": m["pos_embed"],
+        "rope_compat": m["rope_compat"],
+    }
+
+
+def build_encoder(cfg: dict[str, Any]) -> VisionTransformer:
+    m = cfg["model"]
     return VisionTransformer(
-        img_size=data["image_size"],
-        patch_size=m["patch_size"],
-        embed_dim=m["embed_dim"],
-        depth=m["depth"],
-        num_heads=m["num_heads"],
-        mlp_ratio=m["mlp_ratio"],
-        num_frames=data["num_frames"] if video else 1,
-        tubelet_size=m["tubelet_size"],
-        pos_embed=m["pos_embed"],
-        rope_compat=m["rope_compat"],
+        embed_dim=m["embed_dim"], depth=m["depth"], num_heads=m["num_heads"], **token_geometry(cfg)
     )
 
 
 def build_predictor(cfg: dict[str, Any]) -> MaskedPredictor:
-    m, data = cfg["model"], cfg["data"]
-    video = is_video(cfg)
+    m, video = cfg["model"], is_video(cfg)
     return MaskedPredictor(
         embed_dim=m["embed_dim"],
         predictor_embed_dim=m["predictor_embed_dim"],
         depth=m["predictor_depth"],
         num_heads=m["predictor_num_heads"],
-        img_size=data["image_size"],
-        patch_size=m["patch_size"],
-        num_frames=data["num_frames"] if video else 1,
-        tubelet_size=m["tubelet_size"],
-        mlp_ratio=m["mlp_ratio"],
         num_mask_tokens=len(cfg["masks"]["generators"]) if video else 1,
         zero_init_mask_tokens=video,  # V-JEPA zero-initialises its mask tokens, I-JEPA draws its one
-        pos_embed=m["pos_embed"],
-        rope_compat=m["rope_compat"],
+        **token_geometry(cfg),
     )
 
 

@@ -259,6 +259,11 @@ class TrajectoryDataset(Dataset):
         return len(self._episodes)
 
     @property
+    def episode_seeds(self) -> list[int]:
+        """The env reset seed of every episode, read from the chunk tables (no frames are loaded)."""
+        return [int(self.chunks[c].seeds[e]) for c, e in self._episodes]
+
+    @property
     def num_frames(self) -> int:
         return int(sum(chunk.lengths.sum() for chunk in self.chunks))
 
