@@ -7,7 +7,7 @@ float32 (against `outputs`, atol 1e-5) and float64 (against `outputs_f64`, atol 
 import pytest
 import torch
 
-from oracle_utils import load_oracle
+from oracle_utils import TEST_DEVICE, load_oracle
 from worldjepa.interop.official import load_official_state
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor, block_causal_mask
 from worldjepa.nn.predictor import MaskedPredictor, repeat_for_targets
@@ -20,7 +20,7 @@ DTYPES = [torch.float32, torch.float64]
 
 def build(oracle: dict, part: str, model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     load_official_state(model, oracle["state_dict_official"][part])
-    return model.to(dtype).eval()
+    return model.to(TEST_DEVICE, dtype).eval()
 
 
 def check(oracle: dict, case: str, out: torch.Tensor, dtype: torch.dtype) -> None:
@@ -57,7 +57,7 @@ def ijepa_models(oracle: dict, dtype: torch.dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ijepa(dtype):
-    oracle = load_oracle("ijepa")
+    oracle = load_oracle("ijepa", TEST_DEVICE)
     encoder, predictor = ijepa_models(oracle, dtype)
     inputs = oracle["inputs"]
     with torch.no_grad():
@@ -98,7 +98,7 @@ def vjepa_models(oracle: dict, dtype: torch.dtype, pos_embed: str, **extra):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vjepa1(dtype):
-    oracle = load_oracle("vjepa1")
+    oracle = load_oracle("vjepa1", TEST_DEVICE)
     encoder, predictor = vjepa_models(oracle, dtype, "sincos")
     inputs = oracle["inputs"]
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_vjepa1(dtype):
 # ---------------------------------------------------------------- V-JEPA 2
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vjepa2_pretrain(dtype):
-    oracle = load_oracle("vjepa2_pretrain")
+    oracle = load_oracle("vjepa2_pretrain", TEST_DEVICE)
     encoder, predictor = vjepa_models(oracle, dtype, "rope", rope_compat=True)
     inputs = oracle["inputs"]
     with torch.no_grad():
@@ -147,7 +147,7 @@ def ac_predictor(oracle: dict, dtype: torch.dtype) -> ActionConditionedPredictor
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vjepa2_ac_predictor(dtype):
-    oracle = load_oracle("vjepa2_ac_predictor")
+    oracle = load_oracle("vjepa2_ac_predictor", TEST_DEVICE)
     model = ac_predictor(oracle, dtype)
     with torch.no_grad():
         for name, case in oracle["inputs"].items():
@@ -156,13 +156,13 @@ def test_vjepa2_ac_predictor(dtype):
 
 
 def test_vjepa2_ac_mask():
-    oracle = load_oracle("vjepa2_ac_predictor")
+    oracle = load_oracle("vjepa2_ac_predictor", TEST_DEVICE)
     expected = oracle["aux"]["attn_mask_built_T4_H4_W4_add2"]
-    assert torch.equal(block_causal_mask(4, 4 * 4 + 2), expected)
+    assert torch.equal(block_causal_mask(4, 4 * 4 + 2, device=TEST_DEVICE), expected)
 
 
 def test_rope_unit():
-    unit = load_oracle("vjepa2_ac_predictor")["aux"]["rope_unit"]
+    unit = load_oracle("vjepa2_ac_predictor", TEST_DEVICE)["aux"]["rope_unit"]
     x = unit["x"]
     torch.testing.assert_close(rotate(x, unit["pos_1d"], compat=True), unit["out_pos_1d"], atol=1e-6, rtol=0)
     torch.testing.assert_close(

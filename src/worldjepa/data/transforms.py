@@ -88,8 +88,8 @@ def normalize(
     frames: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
 ) -> torch.Tensor:
     """Standardize float frames [..., 3, H, W] in [0, 1] per channel."""
-    mean_t = torch.tensor(mean, dtype=frames.dtype).view(-1, 1, 1)
-    std_t = torch.tensor(std, dtype=frames.dtype).view(-1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=frames.dtype, device=frames.device).view(-1, 1, 1)
+    std_t = torch.tensor(std, dtype=frames.dtype, device=frames.device).view(-1, 1, 1)
     return (frames - mean_t) / std_t
 
 
