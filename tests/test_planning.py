@@ -246,6 +246,33 @@ def test_agent_replans_with_warm_start_and_action_queue():
     assert torch.equal(agent.world_model.calls[4][0], shift_plan(previous, 2))  # 1st call of re-plan 2
 
 
+class FrameSkipModel(LinearModel):
+    """The exact model of PointEnv when one model step takes k env actions ([B, H, k*2] actions)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def unroll(self, latent, actions):
+        return super().unroll(latent, actions.unflatten(-1, (self.k, 2)).sum(-2))
+
+
+def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
+    k = 3
+    planner = CEM(2 * k, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    agent = MPCAgent(FrameSkipModel(k), planner, GoalEnergy(steps="sum"), frame_skip=k)
+    env = PointEnv()
+    obs, _ = env.reset(seed=1)
+    agent.reset(env.goal_observation())
+    executed = np.stack([agent.act(obs) for _ in range(k)])
+    assert len(agent.plan_times) == 1 and executed.shape == (k, 2)
+    np.testing.assert_allclose(executed.reshape(-1), agent.last_plan.actions[0].numpy())
+    report = evaluate(PointEnv, agent, episodes=5, seed=0, max_steps=24)
+    assert report.success_rate == 1.0, report.summary()
+    with pytest.raises(UserError, match="multiple of frame_skip"):
+        MPCAgent(FrameSkipModel(k), CEM(5, horizon=2, samples=8, top_k=2, iterations=1), frame_skip=k)
+
+
 def reproducible_part(report) -> dict:
     """A report without wall-clock times, which differ from run to run."""
     fields = dataclasses.asdict(report)

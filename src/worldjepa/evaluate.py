@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.envs import make
 from worldjepa.errors import UserError
-from worldjepa.eval.closed_loop import EvalReport, RandomPolicy, evaluate, simulator_agent
+from worldjepa.eval.closed_loop import EvalReport, Policy, RandomPolicy, evaluate, simulator_agent
 from worldjepa.planning import CEM, MPPI, GoalEnergy, MPCAgent
 from worldjepa.planning.sampling_planner import SamplingPlanner
 
@@ -27,16 +28,17 @@ BASELINES = ("random", "simulator")
 
 
 def build_planner(
-    cfg: dict[str, Any], action_space: gym.spaces.Box, samples: int | None = None
+    cfg: dict[str, Any], action_space: gym.spaces.Box, samples: int | None = None, frame_skip: int = 1
 ) -> SamplingPlanner:
-    """CEM or MPPI from the `planner` section, bounded by the env's action space."""
+    """CEM or MPPI from the `planner` section, bounded by the env's action space; with frame skip k a
+    planned step is k env actions (k * A values, each bounded like one action)."""
     common = {
-        "action_dim": action_space.shape[0],
+        "action_dim": action_space.shape[0] * frame_skip,
         "horizon": cfg["horizon"],
         "samples": samples or cfg["samples"],
         "iterations": cfg["iterations"],
-        "low": torch.as_tensor(action_space.low),
-        "high": torch.as_tensor(action_space.high),
+        "low": torch.as_tensor(action_space.low).repeat(frame_skip),
+        "high": torch.as_tensor(action_space.high).repeat(frame_skip),
         "seed": cfg["seed"],
     }
     if cfg["kind"] == "cem":
@@ -51,6 +53,56 @@ def build_planner(
 
 def build_energy(cfg: dict[str, Any]) -> GoalEnergy:
     return GoalEnergy(metric=cfg["metric"], steps=cfg["steps"], proprio_weight=cfg["proprio_weight"])
+
+
+def env_factory(env_cfg: dict[str, Any]) -> Callable[[], gym.Env]:
+    """A function that builds the configured env (a fresh one per call)."""
+
+    def make_env() -> gym.Env:
+        options = {"variation": env_cfg["variation"]} if env_cfg["variation"] is not None else {}
+        return make(env_cfg["id"], image_size=env_cfg["image_size"], **options)
+
+    return make_env
+
+
+def world_model_agent(
+    world_model: Any, planner_cfg: dict[str, Any], action_space: gym.spaces.Box
+) -> MPCAgent:
+    """The receding-horizon agent that plans with `world_model` as the preset's `planner` section says.
+    A model trained with frame skip k (its steps take k env actions) plans k-action steps."""
+    env_dim = action_space.shape[0]
+    frame_skip, rest = divmod(world_model.action_dim, env_dim)
+    if rest or not frame_skip:
+        raise UserError(
+            f"the world model takes {world_model.action_dim} action values per step; the env's actions have "
+            f"{env_dim}: it was trained on another env"
+        )
+    return MPCAgent(
+        world_model,
+        build_planner(planner_cfg, action_space, frame_skip=frame_skip),
+        build_energy(planner_cfg["energy"]),
+        planner_cfg["execute_steps"],
+        device=world_model.device,
+        frame_skip=frame_skip,
+    )
+
+
+def baseline_policy(
+    name: str,
+    planner_cfg: dict[str, Any],
+    eval_cfg: dict[str, Any],
+    make_env: Callable[[], gym.Env],
+    action_space: gym.spaces.Box,
+) -> Policy | Callable[[gym.Env], Policy]:
+    """A baseline row's policy: `random` actions (lower bound) or the same planner on the true
+    `simulator` (upper bound; `evaluate.simulator_samples` candidates, since each one steps the env)."""
+    if name == "random":
+        return RandomPolicy(action_space, seed=eval_cfg["seed"])
+    if name == "simulator":
+        planner = build_planner(planner_cfg, action_space, samples=eval_cfg["simulator_samples"])
+        execute = planner_cfg["execute_steps"]
+        return lambda env: simulator_agent(env, make_env(), planner, execute_steps=execute)
+    raise UserError(f"unknown baseline {name!r}; use {', '.join(BASELINES)}")
 
 
 @dataclass
@@ -82,12 +134,8 @@ def run_evaluate(
     """Evaluate the world model's planning agent (and the configured baselines); GIFs under out_dir."""
     check_unseen_seeds(trajectories, eval_cfg["seed"], eval_cfg["episodes"])
     out_dir = Path(out_dir)
-
-    def env_factory() -> gym.Env:
-        options = {"variation": env_cfg["variation"]} if env_cfg["variation"] is not None else {}
-        return make(env_cfg["id"], image_size=env_cfg["image_size"], **options)
-
-    probe = env_factory()
+    make_env = env_factory(env_cfg)
+    probe = make_env()
     action_space = probe.action_space
     probe.close()
     common = {
@@ -95,30 +143,11 @@ def run_evaluate(
         "seed": eval_cfg["seed"],
         "gif_episodes": eval_cfg["gif_episodes"],
     }
-    rows = []
-    agent = MPCAgent(
-        world_model,
-        build_planner(planner_cfg, action_space),
-        build_energy(planner_cfg["energy"]),
-        planner_cfg["execute_steps"],
-        device=world_model.device,
-    )
-    rows.append(
-        EvalRow("world model", evaluate(env_factory, agent, gif_dir=out_dir / "world_model", **common))
-    )
+    agent = world_model_agent(world_model, planner_cfg, action_space)
+    rows = [EvalRow("world model", evaluate(make_env, agent, gif_dir=out_dir / "world_model", **common))]
     for name in eval_cfg["baselines"]:
-        if name == "random":
-            policy = RandomPolicy(action_space, seed=eval_cfg["seed"])
-        elif name == "simulator":
-            planner = build_planner(planner_cfg, action_space, samples=eval_cfg["simulator_samples"])
-
-            def policy(env: gym.Env, planner: SamplingPlanner = planner) -> MPCAgent:
-                return simulator_agent(
-                    env, env_factory(), planner, execute_steps=planner_cfg["execute_steps"]
-                )
-        else:
-            raise UserError(f"unknown baseline {name!r}; use {', '.join(BASELINES)}")
-        rows.append(EvalRow(name, evaluate(env_factory, policy, gif_dir=out_dir / name, **common)))
+        policy = baseline_policy(name, planner_cfg, eval_cfg, make_env, action_space)
+        rows.append(EvalRow(name, evaluate(make_env, policy, gif_dir=out_dir / name, **common)))
     for row in rows:
         folder = out_dir / row.name.replace(" ", "_")
         folder.mkdir(parents=True, exist_ok=True)

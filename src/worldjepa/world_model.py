@@ -61,6 +61,11 @@ class ACWorldModel:
         return self.proprio_head is not None
 
     @property
+    def action_dim(self) -> int:
+        """Values per predictor step: k * A for a model trained with frame skip k on A-D env actions."""
+        return self.predictor.action_encoder.in_features
+
+    @property
     def grid(self) -> tuple[int, int]:
         """Latent tokens per frame as (h, w)."""
         return self.frames.grid

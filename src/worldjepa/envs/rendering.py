@@ -9,6 +9,7 @@ import that backend's `GLContext` explicitly, which also works when `mujoco` was
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib
 import os
@@ -92,6 +93,9 @@ class OffscreenRenderer:
         self._buffer = np.empty((height, width, 3), dtype=np.uint8)
         # Free GL resources before the backend's own exit hooks tear the display down.
         self._finalizer = weakref.finalize(self, _free, self._context, self._gl)
+        # atexit runs last-registered first: this frees the context before the GL backend's own exit hook
+        # (registered when the backend was imported) tears the display down, which would make it fail loudly
+        atexit.register(self._finalizer)
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """The current frame (call `mj_forward` first so positions are up to date)."""

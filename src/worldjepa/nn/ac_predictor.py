@@ -15,12 +15,11 @@ one step's tokens instead of the whole sequence.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
-from worldjepa.nn.attention import LAYER_NORM_EPS, Block, Rope, init_weights
-from worldjepa.nn.rope import RoPE3D, apply_rope, token_coords
+from worldjepa.nn.attention import LAYER_NORM_EPS, Block, KVCache, init_weights
+from worldjepa.nn.rope import RoPE3D, token_coords
 from worldjepa.nn.vit import as_pair
 
 
@@ -32,28 +31,6 @@ def block_causal_mask(num_steps: int, tokens_per_step: int, device: torch.device
     """
     step = torch.arange(num_steps, device=device).repeat_interleave(tokens_per_step)
     return step[:, None] >= step[None, :]
-
-
-KVCache = list[tuple[Tensor, Tensor]]  # per block: (keys, values) of the steps run so far, [B, heads, L, d]
-
-
-def cached_block(block: Block, x: Tensor, rope: Rope, cache: KVCache, index: int) -> Tensor:
-    """`Block.forward` for the newest step's tokens x [B, M, d], attending to themselves and to the cached
-    keys/values of every earlier step (no mask needed: the newest step may see all of them).
-
-    Appends this step's keys/values to `cache[index]` (block `index`).
-    """
-    attn = block.attn
-    q, k, v = attn.qkv(block.norm1(x)).unflatten(-1, (3, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)
-    q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    if index < len(cache):
-        k, v = torch.cat([cache[index][0], k], dim=2), torch.cat([cache[index][1], v], dim=2)
-        cache[index] = (k, v)
-    else:
-        cache.append((k, v))
-    out = F.scaled_dot_product_attention(q, k, v)
-    x = x + attn.proj(out.transpose(1, 2).flatten(2))
-    return x + block.mlp(block.norm2(x))
 
 
 class ActionConditionedPredictor(nn.Module):
@@ -176,5 +153,5 @@ class ActionConditionedPredictor(nn.Module):
         pos = self.positions(t + 1, self.num_cond, grid, z.device)[:, -per_step:]
         rope = self.rope(pos, x.dtype)
         for index, block in enumerate(self.predictor_blocks):
-            x = cached_block(block, x, rope, cache, index)
+            x = block(x, rope, cache=cache, index=index)  # no mask: the newest step sees every earlier one
         return self.predictor_proj(self.predictor_norm(x[:, self.num_cond :]))

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldjepa.nn.ac_predictor import ActionConditionedPredictor, KVCache
+from worldjepa.nn.ac_predictor import ActionConditionedPredictor
+from worldjepa.nn.attention import KVCache
 
 
 def _norm(x: Tensor) -> Tensor:

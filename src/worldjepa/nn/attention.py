@@ -6,6 +6,7 @@ mlp.fc2) so released state dicts load after their prefix is stripped.
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -14,6 +15,8 @@ from worldjepa.nn.rope import apply_rope
 LAYER_NORM_EPS = 1e-6
 
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [B|1, 1, N, head_dim]
+#: Step-by-step decoding: per block, the (keys, values) of the tokens run so far, each [B, heads, L, d].
+KVCache = list[tuple[Tensor, Tensor]]
 
 
 class Attention(nn.Module):
@@ -27,11 +30,25 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, rope: Rope | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        """x [B, N, D] -> [B, N, D]. rope rotates q and k; attn_mask [N, N] bool, True = may attend."""
+    def forward(
+        self,
+        x: Tensor,
+        rope: Rope | None = None,
+        attn_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        index: int = 0,
+    ) -> Tensor:
+        """x [B, N, D] -> [B, N, D]. rope rotates q and k; attn_mask [N, N] bool, True = may attend.
+        cache: x also attends to the cached keys/values of block `index`, and its own are appended."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)  # [B, h, N, d]
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            if index < len(cache):
+                k, v = torch.cat([cache[index][0], k], dim=2), torch.cat([cache[index][1], v], dim=2)
+                cache[index] = (k, v)
+            else:
+                cache.append((k, v))
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(x.transpose(1, 2).flatten(2))
 
@@ -59,9 +76,16 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, rope: Rope | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        """x [B, N, D] -> [B, N, D]."""
-        x = x + self.attn(self.norm1(x), rope, attn_mask)
+    def forward(
+        self,
+        x: Tensor,
+        rope: Rope | None = None,
+        attn_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        index: int = 0,
+    ) -> Tensor:
+        """x [B, N, D] -> [B, N, D]; `cache` and `index` as in `Attention.forward`."""
+        x = x + self.attn(self.norm1(x), rope, attn_mask, cache, index)
         return x + self.mlp(self.norm2(x))
 
 

@@ -43,6 +43,7 @@ class MPCAgent:
         energy: GoalEnergy | None = None,
         execute_steps: int = 1,
         device: torch.device | str = "cpu",
+        frame_skip: int = 1,
     ) -> None:
         if not 1 <= execute_steps <= planner.horizon:
             raise UserError(
@@ -50,7 +51,12 @@ class MPCAgent:
             )
         self.world_model, self.planner = world_model, planner
         self.energy = energy if energy is not None else GoalEnergy()
+        if planner.action_dim % frame_skip:
+            raise UserError(
+                f"planner action_dim {planner.action_dim} is not a multiple of frame_skip {frame_skip}"
+            )
         self.execute_steps, self.device = execute_steps, torch.device(device)
+        self.frame_skip = frame_skip
         self.goal: Latent | None = None
         self.queue: deque[np.ndarray] = deque()
         self.last_plan: PlanResult | None = None
@@ -80,7 +86,9 @@ class MPCAgent:
         start = self.world_model.encode(obs_to_batch(obs, self.device))
         warm = None if self.last_plan is None else shift_plan(self.last_plan.actions, self.execute_steps)
         result = self.planner.plan(self.world_model.unroll, start, lambda pred: self.energy(pred, goal), warm)
+        # a planned step of a frame-skip-k model is k env actions
         actions = result.actions[: self.execute_steps].float().cpu().numpy()
+        actions = actions.reshape(self.execute_steps * self.frame_skip, -1)
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
         self.queue.extend(actions)
