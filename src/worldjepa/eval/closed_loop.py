@@ -98,8 +98,10 @@ def simulator_agent(
     execute_steps: int = 1,
 ) -> MPCAgent:
     """The upper-bound baseline: `planner` plans with the true simulator; the energy compares states
-    (default: mean squared distance to the goal observation's `state`)."""
-    energy = energy if energy is not None else GoalEnergy(metric="l2")
+    (default: mean squared distance to the goal observation's `state`, summed over the planned steps:
+    scoring only the last step leaves the first, executed action free once the goal is in reach, and
+    the agent then jitters around the goal)."""
+    energy = energy if energy is not None else GoalEnergy(metric="l2", steps="sum")
     return MPCAgent(SimulatorModel(env, scratch_env), planner, energy, execute_steps)
 
 
