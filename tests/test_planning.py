@@ -322,3 +322,20 @@ def test_wilson_interval_known_values():
     assert wilson_interval(0, 50) == pytest.approx((0.0, 0.0713), abs=1e-4)
     assert wilson_interval(25, 50) == pytest.approx((0.3664, 0.6336), abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():
+    from types import SimpleNamespace
+
+    from worldjepa.config import load_preset
+    from worldjepa.evaluate import world_model_agent
+
+    planner_cfg = load_preset("wm_arm_reach")["planner"]
+    space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
+    model = SimpleNamespace(action_dim=6, device=torch.device("cpu"))
+    agent = world_model_agent(model, planner_cfg, space)
+    assert agent.frame_skip == 3 and agent.planner.action_dim == 6
+    assert agent.planner.high.tolist() == [1.0, 2.0] * 3
+    model.action_dim = 5
+    with pytest.raises(UserError, match="trained on another env"):
+        world_model_agent(model, planner_cfg, space)
