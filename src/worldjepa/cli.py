@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     _preset_args(p, "wm_arm_reach")
     p.add_argument("--run-dir", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--model", help="plan with this saved world model instead of the shipped one")
-    p.add_argument("--train", action="store_true", help="train every stage from scratch (about 12 min on 2 cores)")
+    p.add_argument(
+        "--train", action="store_true", help="train every stage from scratch (about 12 min on 2 cores)"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("posttrain", help="stage 2: action-conditioned predictor over a frozen encoder")
