@@ -254,13 +254,15 @@ class FrameSkipModel(LinearModel):
         self.k = k
 
     def unroll(self, latent, actions):
-        return super().unroll(latent, actions.unflatten(-1, (self.k, 2)).sum(-2))
+        predicted = super().unroll(latent, actions.unflatten(-1, (self.k, 2)).sum(-2))
+        self.calls[-1] = actions.clone()  # keep the planned [B, H, k*2] actions
+        return predicted
 
 
 def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     k = 3
     planner = CEM(2 * k, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
-    agent = MPCAgent(FrameSkipModel(k), planner, GoalEnergy(steps="sum"), frame_skip=k)
+    agent = MPCAgent(FrameSkipModel(k), planner, GoalEnergy(steps="sum"), execute_steps=k, frame_skip=k)
     env = PointEnv()
     obs, _ = env.reset(seed=1)
     agent.reset(env.goal_observation())
@@ -269,6 +271,17 @@ def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     np.testing.assert_allclose(executed.reshape(-1), agent.last_plan.actions[0].numpy())
     report = evaluate(PointEnv, agent, episodes=5, seed=0, max_steps=24)
     assert report.success_rate == 1.0, report.summary()
+    # one env action per re-plan: part of a step; the warm start drops exactly that action
+    model = FrameSkipModel(k)
+    agent = MPCAgent(model, planner, GoalEnergy(steps="sum"), execute_steps=1, frame_skip=k)
+    agent.reset(env.goal_observation())
+    first = agent.act(obs)
+    previous = agent.last_plan.actions.reshape(-1, 2)
+    np.testing.assert_allclose(first, previous[0].numpy())
+    agent.act(obs)
+    assert len(agent.plan_times) == 2
+    warm = model.calls[planner.iterations][0].reshape(-1, 2)  # candidate 0 of re-plan 2 = its mean
+    torch.testing.assert_close(warm, torch.cat([previous[1:], torch.zeros(1, 2)]).clamp(-STEP, STEP))
     with pytest.raises(UserError, match="multiple of frame_skip"):
         MPCAgent(FrameSkipModel(k), CEM(5, horizon=2, samples=8, top_k=2, iterations=1), frame_skip=k)
 

@@ -1,9 +1,10 @@
 """The receding-horizon (MPC) agent: glue between a world model, a planner and a gym env.
 
 At each re-plan the agent encodes the current observation, plans a whole action sequence toward the
-goal embedding, executes its first `execute_steps` actions, then re-plans from the new observation
-(V-JEPA 2-AC executes one action per plan). The next plan starts from the previous one shifted by the
-executed steps (warm start), and the goal is encoded once per episode.
+goal embedding, executes its first `execute_steps` env actions, then re-plans from the new observation
+(V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
+so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
+executed actions (warm start), and the goal is encoded once per episode.
 """
 
 from __future__ import annotations
@@ -45,16 +46,17 @@ class MPCAgent:
         device: torch.device | str = "cpu",
         frame_skip: int = 1,
     ) -> None:
-        if not 1 <= execute_steps <= planner.horizon:
-            raise UserError(
-                f"execute_steps must be in [1, planner horizon={planner.horizon}], got {execute_steps}"
-            )
-        self.world_model, self.planner = world_model, planner
-        self.energy = energy if energy is not None else GoalEnergy()
         if planner.action_dim % frame_skip:
             raise UserError(
                 f"planner action_dim {planner.action_dim} is not a multiple of frame_skip {frame_skip}"
             )
+        if not 1 <= execute_steps <= planner.horizon * frame_skip:
+            raise UserError(
+                f"execute_steps (env actions per re-plan) must be in [1, planner horizon x frame_skip = "
+                f"{planner.horizon * frame_skip}], got {execute_steps}"
+            )
+        self.world_model, self.planner = world_model, planner
+        self.energy = energy if energy is not None else GoalEnergy()
         self.execute_steps, self.device = execute_steps, torch.device(device)
         self.frame_skip = frame_skip
         self.goal: Latent | None = None
@@ -84,11 +86,16 @@ class MPCAgent:
         goal = self.goal
         tic = time.perf_counter()
         start = self.world_model.encode(obs_to_batch(obs, self.device))
-        warm = None if self.last_plan is None else shift_plan(self.last_plan.actions, self.execute_steps)
+        warm = None
+        if self.last_plan is not None:  # drop the executed env actions, keep the plan's [H, k*A] shape
+            plan = self.last_plan.actions
+            warm = shift_plan(self.env_actions(plan), self.execute_steps).reshape(plan.shape)
         result = self.planner.plan(self.world_model.unroll, start, lambda pred: self.energy(pred, goal), warm)
-        # a planned step of a frame-skip-k model is k env actions
-        actions = result.actions[: self.execute_steps].float().cpu().numpy()
-        actions = actions.reshape(self.execute_steps * self.frame_skip, -1)
+        actions = self.env_actions(result.actions)[: self.execute_steps].float().cpu().numpy()
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
         self.queue.extend(actions)
+
+    def env_actions(self, plan: Tensor) -> Tensor:
+        """A plan [H, k*A] as the env actions it stands for, [H*k, A] (a frame-skip-k step is k actions)."""
+        return plan.reshape(plan.shape[0] * self.frame_skip, -1)
