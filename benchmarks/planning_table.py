@@ -40,7 +40,6 @@ ROWS = {
 
 def run_row(row: str, args: argparse.Namespace) -> dict:
     cfg = apply_overrides(load_preset(args.config), [*args.overrides, *ROWS[row]])
-    cfg["evaluate"]["episodes"] = args.episodes
     make_env = env_factory(cfg["env"])
     gif_dir = Path(args.out) / row
     common = {
