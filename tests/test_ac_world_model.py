@@ -175,7 +175,15 @@ def test_unroll_shapes(tokens_per_frame, n, proprio):
 @pytest.mark.parametrize("video", [True, False])
 def test_save_load_round_trip(tmp_path, video):
     if video:  # V-JEPA 2 style: RoPE video encoder, learned proprio head, pooled 2x2 latents
-        encoder, head, tokens = tiny_encoder(), ProprioHead(2, 2, hidden_dim=16), 4
+        encoder, tokens = tiny_encoder(), 4
+        stats = {
+            "state_mean": [1, 2],
+            "state_std": [3, 4],
+            "action_mean": [0, 1],
+            "action_std": [2, 3],
+            "delta_std": [0.5, 2],
+        }  # what a fit sets: kept in config.json, not in the weights
+        head = ProprioHead(2, 2, hidden_dim=16, hidden_layers=3, normalization=stats)
         torch.nn.init.normal_(head.mlp[-1].weight)  # not the zero init: make the head matter
     else:  # I-JEPA style: sin-cos image encoder, additive proprio, the full patch grid
         encoder = VisionTransformer(img_size=SIZE, patch_size=8, embed_dim=DIM, depth=1, num_heads=2)
@@ -195,7 +203,7 @@ def test_post_training_learns_dot_dynamics(tmp_path):
     frames = FrameEncoder(tiny_encoder(), tokens_per_frame=4)
     cache = build_embedding_cache(tmp_path / "traj", frames, tmp_path / "run" / "embeddings", device="cpu")
     clips = EmbeddingClips(cache, context_length=3)
-    method = ACPostTraining(tiny_predictor(), clips.grid, ProprioHead(2, 2, hidden_dim=32))
+    method = ACPostTraining(tiny_predictor(), clips.grid)
     cfg = TrainConfig(
         total_steps=40,
         batch_size=8,

@@ -21,6 +21,8 @@ TINY = [
     "world_model.train.batch_size=8",
     "world_model.train.tensorboard=false",
     "world_model.train.progress_bar=false",
+    "world_model.proprio_fit.steps=20",
+    "world_model.proprio_fit.hidden_dim=16",
     "planner.samples=8",
     "planner.top_k=2",
     "planner.iterations=1",
@@ -56,6 +58,7 @@ def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path):
         "data/meta.json",
         "encoder/latest.pt",
         "world_model/config.json",
+        "proprio_head.json",
         "eval/world_model/episode_000.gif",
     ):
         assert (tmp_path / path).is_file(), path

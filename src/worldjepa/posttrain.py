@@ -4,13 +4,15 @@
 1. load the stage-1 encoder (frozen): a pretraining run's EMA target encoder, or a converted model folder
    (so released V-JEPA 2 weights can be post-trained on your own recordings);
 2. encode every recorded frame once into an embedding cache (`worldjepa.data.embedding_cache`);
-3. train the action-conditioned predictor (and the proprio head) on cached clips with teacher-forcing
-   and rollout L1 losses (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
-4. save the world model (`ACWorldModel`: safetensors + config.json) in run_dir/world_model.
+3. train the action-conditioned predictor on cached clips with teacher-forcing and rollout L1 losses
+   (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
+4. fit the learned proprio head on every recorded transition (`worldjepa.methods.proprio_fit`);
+5. save the world model (`ACWorldModel`: safetensors + config.json) in run_dir/world_model.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from worldjepa.data.trajectories import read_meta
 from worldjepa.errors import UserError
 from worldjepa.interop.worldjepa_format import CONFIG, load_modules
 from worldjepa.methods.ac_posttrain import ACPostTrainConfig, ACPostTraining
+from worldjepa.methods.proprio_fit import ProprioFitConfig, cached_transitions, fit_proprio_head
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead
@@ -32,12 +35,13 @@ from worldjepa.train.trainer import TrainConfig, Trainer
 WORLD_MODEL_DIR = "world_model"
 
 
-def build_proprio_head(kind: str, state_dim: int, action_dim: int):
-    """`learned` (s + MLP([s, a])), `additive` (s + a: for actions that are state deltas) or `none`."""
+def build_proprio_head(kind: str, state_dim: int, action_dim: int, fit: ProprioFitConfig):
+    """`learned` (s + MLP([s, a]), sized by `fit`), `additive` (s + a: for actions that are state deltas)
+    or `none`."""
     if kind == "none":
         return None
     if kind == "learned":
-        return ProprioHead(state_dim, action_dim)
+        return ProprioHead(state_dim, action_dim, fit.hidden_dim, fit.hidden_layers)
     if kind == "additive":
         return AdditiveProprio(state_dim, action_dim)
     raise UserError(f"world_model.proprio must be learned, additive or none, got {kind!r}")
@@ -88,15 +92,24 @@ def run_posttrain(
         action_dim=action_dim,
         state_dim=meta["state_dim"],
     )
-    proprio = build_proprio_head(cfg["proprio"], meta["state_dim"], action_dim)
+    fit_cfg = build(ProprioFitConfig, cfg["proprio_fit"], "world_model.proprio_fit")
+    proprio = build_proprio_head(cfg["proprio"], meta["state_dim"], action_dim, fit_cfg)
     method = ACPostTraining(
-        predictor, frames.grid, proprio, build(ACPostTrainConfig, cfg["posttrain"], "posttrain")
+        predictor,
+        frames.grid,
+        proprio is not None,
+        build(ACPostTrainConfig, cfg["posttrain"], "world_model.posttrain"),
     )
     trainer = Trainer(method, clips, None, train_cfg, run_dir / "predictor", config=cfg)
     try:
         trainer.fit()
     finally:
         distributed.cleanup()
+    if isinstance(proprio, ProprioHead):  # every rank fits the same head (same data, same seed)
+        transitions = cached_transitions(cache, cfg["frame_skip"])
+        errors = fit_proprio_head(proprio, *transitions, fit_cfg, train_cfg.device, train_cfg.progress_bar)
+        if trainer.dist.is_main:
+            (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
     world_model = ACWorldModel(
         encoder, predictor, proprio, cfg["tokens_per_frame"], precision=cfg["precision"]
     )

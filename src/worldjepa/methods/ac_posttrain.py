@@ -10,10 +10,10 @@ step only runs the action-conditioned predictor. Both losses are L1 on layer-nor
   predictions (no detach), so the model learns to correct its own drift.
 The official total is teacher forcing + rollout (both weights 1).
 
-Proprioception: with a proprio head, the predictor's state tokens carry the recorded states and the
-head learns s_{t+1} = f(s_t, a_t) by its own L1 loss in the same step (the planner needs it to roll
-states forward). Without one (`use_proprio` False), the state tokens are zeros: the state encoder then
-emits only its bias, a constant token without information, and the checkpoint layout is unchanged.
+Proprioception: with `use_proprio`, the predictor's state tokens carry the recorded states (the
+planner's future states come from a proprio head, fitted separately: `worldjepa.methods.proprio_fit`).
+Without it, the state tokens are zeros: the state encoder then emits only its bias, a constant token
+without information, and the checkpoint layout is unchanged.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from worldjepa.train.method import StepOutput
 @dataclass
 class ACPostTrainConfig:
     """rollout_steps: frames predicted in the rollout loss (>= 1, capped at the clip's T); the weights
-    scale the teacher-forcing, rollout and proprio-head losses."""
+    scale the teacher-forcing and rollout losses."""
 
     rollout_steps: int = 2
     teacher_forcing_weight: float = 1.0
     rollout_weight: float = 1.0
-    proprio_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.rollout_steps < 1:
@@ -51,17 +50,13 @@ class ACPostTraining(nn.Module):
         self,
         predictor: ActionConditionedPredictor,
         grid: tuple[int, int],
-        proprio_head: nn.Module | None = None,
+        use_proprio: bool = True,
         cfg: ACPostTrainConfig | None = None,
     ) -> None:
         super().__init__()
-        self.predictor, self.proprio_head = predictor, proprio_head
+        self.predictor, self.use_proprio = predictor, use_proprio
         self.grid = tuple(grid)
         self.cfg = cfg or ACPostTrainConfig()
-
-    @property
-    def use_proprio(self) -> bool:
-        return self.proprio_head is not None
 
     def forward(self, batch: dict[str, Tensor]) -> StepOutput:
         z, actions, states = batch["z"], batch["actions"], batch["states"]
@@ -82,10 +77,6 @@ class ACPostTraining(nn.Module):
             "teacher_forcing_loss": teacher_forcing_loss.detach(),
             "rollout_loss": rollout_loss.detach(),
         }
-        if self.use_proprio:
-            proprio_loss = (self.proprio_head(states[:, :-1], actions) - states[:, 1:]).abs().mean()
-            loss = loss + cfg.proprio_weight * proprio_loss
-            metrics["proprio_loss"] = proprio_loss.detach()
         return StepOutput(loss=loss, metrics=metrics, embeddings=predicted.detach().mean(2).flatten(0, 1))
 
     def after_optimizer_step(self, progress: float) -> None:

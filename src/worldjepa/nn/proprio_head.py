@@ -2,8 +2,8 @@
 
 The AC predictor takes a state token at every step, but while planning the future states are
 unknown. V-JEPA 2-AC computes them analytically from its end-effector-delta actions, which only works
-for that action space. `ProprioHead` learns f with a small residual MLP (trained by its own L1 loss in
-the post-training step), so every env works; `AdditiveProprio` is the analytic path for envs whose
+for that action space. `ProprioHead` learns f with a small residual MLP on normalised inputs (fitted on
+every recorded transition by `worldjepa.methods.proprio_fit`), so every env works; `AdditiveProprio` is the analytic path for envs whose
 action is the change of state (s_{t+1} = s_t + a_t; V-JEPA 2-AC's rule up to its rotation composition).
 
 Both take actions of k*A values (k raw actions per step after frame skipping, as trajectories store).
@@ -20,32 +20,77 @@ from worldjepa.errors import UserError
 
 
 class ProprioHead(nn.Module):
-    """s + MLP([s, a]); the last layer starts at zero, so an untrained head predicts "no change"."""
+    """s + delta_std * MLP([(s - state_mean) / state_std, (a - action_mean) / action_std]).
 
-    def __init__(self, state_dim: int, action_dim: int, hidden_dim: int = 128) -> None:
+    The normalisation (`normalization`: dataset statistics set by `fit_proprio_head`) puts states in
+    world units (pixels, metres, radians) and actions of any scale on one footing, so the MLP can learn
+    sharp rules such as "a wall stops the agent"; None means the identity. The statistics are constants
+    of the architecture (kept in its config, not in the weights). The last layer starts at zero, so an
+    untrained head predicts "no change".
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        hidden_dim: int = 128,
+        hidden_layers: int = 2,
+        normalization: dict[str, list[float]] | None = None,
+    ) -> None:
         super().__init__()
-        self.state_dim, self.action_dim, self.hidden_dim = state_dim, action_dim, hidden_dim
-        self.mlp = nn.Sequential(
-            nn.Linear(state_dim + action_dim, hidden_dim),
-            nn.GELU(),
-            nn.Linear(hidden_dim, hidden_dim),
-            nn.GELU(),
-            nn.Linear(hidden_dim, state_dim),
-        )
+        if hidden_layers < 1:
+            raise UserError(f"the proprio head needs at least one hidden layer, got {hidden_layers}")
+        self.state_dim, self.action_dim = state_dim, action_dim
+        self.hidden_dim, self.hidden_layers = hidden_dim, hidden_layers
+        layers: list[nn.Module] = [nn.Linear(state_dim + action_dim, hidden_dim), nn.GELU()]
+        for _ in range(hidden_layers - 1):
+            layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
+        self.mlp = nn.Sequential(*layers, nn.Linear(hidden_dim, state_dim))
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
+        self.set_normalization(normalization)
+
+    def set_normalization(self, normalization: dict[str, list[float]] | None) -> None:
+        """Keys state_mean, state_std (S), action_mean, action_std (A) and delta_std (S); None: identity."""
+        sizes = {
+            "state_mean": self.state_dim,
+            "state_std": self.state_dim,
+            "delta_std": self.state_dim,
+            "action_mean": self.action_dim,
+            "action_std": self.action_dim,
+        }
+        identity = {key: [0.0 if key.endswith("mean") else 1.0] * n for key, n in sizes.items()}
+        given = identity if normalization is None else normalization
+        if set(given) != set(sizes) or any(len(given[key]) != n for key, n in sizes.items()):
+            raise UserError(
+                f"proprio head normalization needs {', '.join(f'{k} ({n} values)' for k, n in sizes.items())}; "
+                f"got { ({k: len(v) for k, v in given.items()}) }"
+            )
+        self.normalization = (
+            None if normalization is None else {k: list(map(float, v)) for k, v in given.items()}
+        )
+        for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
+            self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
 
     def forward(self, states: Tensor, actions: Tensor) -> Tensor:
         """states [..., S], actions [..., A] -> next states [..., S]."""
-        return states + self.mlp(torch.cat([states, actions], dim=-1))
+        inputs = torch.cat(
+            [(states - self.state_mean) / self.state_std, (actions - self.action_mean) / self.action_std],
+            dim=-1,
+        )
+        return states + self.delta_std * self.mlp(inputs)
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             "kind": "learned",
             "state_dim": self.state_dim,
             "action_dim": self.action_dim,
             "hidden_dim": self.hidden_dim,
+            "hidden_layers": self.hidden_layers,
         }
+        if self.normalization is not None:
+            config["normalization"] = self.normalization
+        return config
 
 
 class AdditiveProprio(nn.Module):

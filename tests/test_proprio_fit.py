@@ -1,0 +1,90 @@
+"""The learned proprio head: normalised inputs, its fit on every transition, and what it must learn."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from worldjepa.data.embedding_cache import EmbeddingClips
+from worldjepa.errors import UserError
+from worldjepa.methods.proprio_fit import ProprioFitConfig, cached_transitions, fit_proprio_head
+from worldjepa.nn.proprio_head import ProprioHead
+
+WALL = 5.0
+
+
+def walled_moves(count: int, scale: float = 1.0, seed: int = 0):
+    """A point on a line [2, 8] with a wall at 5 that only stops it from the left: next = x + a, except
+    that a move from x < 5 ends at 5 at most. Returns states, actions, next states (times `scale`)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(count, 1, generator=g) * 6 + 2
+    a = torch.rand(count, 1, generator=g) * 2 - 1
+    nxt = torch.where(x < WALL, torch.minimum(x + a, torch.full_like(x, WALL)), x + a)
+    return x * scale, a * scale, nxt * scale
+
+
+FIT = ProprioFitConfig(steps=1500, batch_size=256, lr=3e-3, hidden_dim=128, hidden_layers=3, validation=500)
+
+
+def test_fit_learns_that_a_wall_stops_the_agent():
+    head = ProprioHead(1, 1, FIT.hidden_dim, FIT.hidden_layers)
+    errors = fit_proprio_head(head, *walled_moves(8000), FIT, device="cpu", progress_bar=False)
+    assert errors["val_mean_abs_error"] < 0.05
+    pushes = head(torch.tensor([[4.5], [4.7], [7.0]]), torch.ones(3, 1))  # into the wall, past it
+    torch.testing.assert_close(pushes, torch.tensor([[5.0], [5.0], [8.0]]), atol=0.15, rtol=0)
+
+
+def test_fit_does_not_depend_on_the_units():
+    """Normalisation: the same data in other units (pixels vs metres) gives the same head, scaled."""
+    heads = []
+    for scale in (1.0, 1000.0):
+        torch.manual_seed(0)  # same initial weights
+        head = ProprioHead(1, 1, FIT.hidden_dim, FIT.hidden_layers)
+        fit_proprio_head(head, *walled_moves(4000, scale), replace(FIT, steps=300), "cpu", progress_bar=False)
+        heads.append(head)
+    x, a = torch.tensor([[4.5], [7.0]]), torch.tensor([[1.0], [-0.5]])
+    torch.testing.assert_close(heads[1](x * 1000, a * 1000), heads[0](x, a) * 1000, rtol=1e-3, atol=1e-2)
+
+
+def test_an_unfitted_head_predicts_no_change_and_rejects_bad_statistics():
+    head = ProprioHead(2, 4)
+    states = torch.randn(3, 2)
+    assert torch.equal(head(states, torch.randn(3, 4)), states)
+    with pytest.raises(UserError, match="action_std \\(4 values\\)"):
+        head.set_normalization(
+            {
+                "state_mean": [0, 0],
+                "state_std": [1, 1],
+                "delta_std": [1, 1],
+                "action_mean": [0] * 4,
+                "action_std": [1] * 3,
+            }
+        )
+    with pytest.raises(UserError, match="states and 4 action values"):
+        fit_proprio_head(head, torch.zeros(10, 2), torch.zeros(10, 2), torch.zeros(10, 2), FIT, "cpu", False)
+
+
+def test_cached_transitions_match_the_post_training_clips(tmp_path):
+    """Frame skip k: (s_t, the k actions, s_{t+k}) for every t, actions concatenated in time order like
+    the clips that train the predictor."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for episode, length in enumerate([9, 6, 2]):
+        states = torch.arange(length * 2, dtype=torch.float32).view(length, 2) + 100 * episode
+        actions = -torch.arange((length - 1) * 3, dtype=torch.float32).view(length - 1, 3) - 100 * episode
+        z = torch.zeros(length, 1, 4)
+        save_file(
+            {"z": z, "states": states, "actions": actions}, str(cache / f"episode_{episode:06d}.safetensors")
+        )
+    (cache / "meta.json").write_text(
+        '{"format": "worldjepa-embeddings", "version": 1, "grid": [1, 1], "lengths": [9, 6, 2]}'
+    )
+    states, actions, next_states = cached_transitions(cache, frame_skip=2)
+    assert states.shape == (7 + 4, 2) and actions.shape == (11, 6)  # episode of 2 frames: no transition
+    clips = EmbeddingClips(cache, context_length=1, frame_skip=2)
+    assert len(clips) == 11
+    for i in range(len(clips)):
+        clip = clips[i]
+        assert torch.equal(clip["states"][0], states[i]) and torch.equal(clip["states"][1], next_states[i])
+        assert torch.equal(clip["actions"][0], actions[i])
