@@ -189,6 +189,30 @@ def test_planner_respects_action_bounds(make):
 
 
 @pytest.mark.parametrize("make", PLANNERS)
+def test_action_cost_holds_still_at_the_goal(make):
+    """Start on the goal, last-step energy: every plan that comes back ties, so without a control cost
+    a wandering warm start (out and back) stays the plan; with one the agent stays put."""
+    model = LinearModel(B)
+    start = goal = Latent(GOAL.view(1, 1, 2))
+    energy = GoalEnergy(metric="l2", steps="last")
+
+    def objective(pred):
+        return energy(pred, goal)
+
+    wander = torch.tensor([[0.2, 0.0], [-0.2, 0.0], [0.0, 0.0]])
+    free = make().plan(model.unroll, start, objective, warm_start=wander)
+    held = make(action_cost=0.1).plan(model.unroll, start, objective, warm_start=wander)
+    assert torch.equal(free.actions, wander)
+    assert held.actions.abs().max() < 0.03, held.actions
+    assert held.energy == pytest.approx(
+        float(objective(model.unroll(start, held.actions[None]))) + 0.1 * float(held.actions.abs().mean()),
+        abs=1e-6,
+    )
+    with pytest.raises(UserError, match="action_cost"):
+        make(action_cost=-1.0)
+
+
+@pytest.mark.parametrize("make", PLANNERS)
 def test_planner_is_seeded(make):
     model, start, objective, _ = quadratic_problem()
     planner = make(iterations=3)

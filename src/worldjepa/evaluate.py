@@ -40,6 +40,7 @@ def build_planner(
         "low": torch.as_tensor(action_space.low).repeat(frame_skip),
         "high": torch.as_tensor(action_space.high).repeat(frame_skip),
         "seed": cfg["seed"],
+        "action_cost": cfg["action_cost"],
     }
     if cfg["kind"] == "cem":
         top_k = min(cfg["top_k"], common["samples"])

@@ -31,8 +31,9 @@ class CEM(SamplingPlanner):
         low: float | Sequence[float] | Tensor | None = None,
         high: float | Sequence[float] | Tensor | None = None,
         seed: int = 0,
+        action_cost: float = 0.0,
     ) -> None:
-        super().__init__(action_dim, horizon, samples, iterations, init_std, low, high, seed)
+        super().__init__(action_dim, horizon, samples, iterations, init_std, low, high, seed, action_cost)
         if not 1 <= top_k <= samples:
             raise UserError(f"CEM top_k must be in [1, samples={samples}], got {top_k}")
         if not 0.0 <= momentum < 1.0:

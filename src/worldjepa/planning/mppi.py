@@ -29,8 +29,9 @@ class MPPI(SamplingPlanner):
         low: float | Sequence[float] | Tensor | None = None,
         high: float | Sequence[float] | Tensor | None = None,
         seed: int = 0,
+        action_cost: float = 0.0,
     ) -> None:
-        super().__init__(action_dim, horizon, samples, iterations, noise_std, low, high, seed)
+        super().__init__(action_dim, horizon, samples, iterations, noise_std, low, high, seed, action_cost)
         if temperature <= 0:
             raise UserError(f"MPPI temperature must be > 0, got {temperature}")
         self.temperature = temperature
