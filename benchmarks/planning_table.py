@@ -68,6 +68,7 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
         "ci95": [low, high],
         "final_distance": report.mean_final_distance,
         "plan_time_mean": report.plan_time_mean,
+        "failed_seeds": [e.seed for e in report.episodes if not e.success],  # to replay them
         "wall_seconds": time.perf_counter() - tic,
         "threads": torch.get_num_threads(),
     }
