@@ -2,9 +2,9 @@
 
 The AC predictor takes a state token at every step, but while planning the future states are
 unknown. V-JEPA 2-AC computes them analytically from its end-effector-delta actions, which only works
-for that action space. `ProprioHead` learns f with a small residual MLP on normalised inputs (fitted on
-every recorded transition by `worldjepa.methods.proprio_fit`), so every env works; `AdditiveProprio` is the analytic path for envs whose
-action is the change of state (s_{t+1} = s_t + a_t; V-JEPA 2-AC's rule up to its rotation composition).
+for that action space. `ProprioHead` learns f with a small residual MLP on normalised inputs (fitted
+on every recorded transition by `worldjepa.methods.proprio_fit`), so every env works;
+`AdditiveProprio` is the analytic path for envs whose action is the change of state (s_{t+1} = s_t + a_t; V-JEPA 2-AC's rule up to its rotation composition).
 
 Both take actions of k*A values (k raw actions per step after frame skipping, as trajectories store).
 """
@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
+
+NORMALIZATION_KEYS = ("state_mean", "state_std", "action_mean", "action_std", "delta_std")
 
 
 class ProprioHead(nn.Module):
@@ -53,11 +55,7 @@ class ProprioHead(nn.Module):
     def set_normalization(self, normalization: dict[str, list[float]] | None) -> None:
         """Keys state_mean, state_std (S), action_mean, action_std (A) and delta_std (S); None: identity."""
         sizes = {
-            "state_mean": self.state_dim,
-            "state_std": self.state_dim,
-            "delta_std": self.state_dim,
-            "action_mean": self.action_dim,
-            "action_std": self.action_dim,
+            key: self.action_dim if key.startswith("action") else self.state_dim for key in NORMALIZATION_KEYS
         }
         identity = {key: [0.0 if key.endswith("mean") else 1.0] * n for key, n in sizes.items()}
         given = identity if normalization is None else normalization
@@ -66,9 +64,7 @@ class ProprioHead(nn.Module):
                 f"proprio head normalization needs {', '.join(f'{k} ({n} values)' for k, n in sizes.items())}; "
                 f"got { ({k: len(v) for k, v in given.items()}) }"
             )
-        self.normalization = (
-            None if normalization is None else {k: list(map(float, v)) for k, v in given.items()}
-        )
+        self.normalized = normalization is not None
         for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
             self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
 
@@ -88,8 +84,8 @@ class ProprioHead(nn.Module):
             "hidden_dim": self.hidden_dim,
             "hidden_layers": self.hidden_layers,
         }
-        if self.normalization is not None:
-            config["normalization"] = self.normalization
+        if self.normalized:
+            config["normalization"] = {key: getattr(self, key).tolist() for key in NORMALIZATION_KEYS}
         return config
 
 
