@@ -47,6 +47,7 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
         "seed": cfg["evaluate"]["seed"],
         "gif_dir": gif_dir,
         "gif_episodes": 2,
+        "subgoal_steps": cfg["evaluate"]["subgoal_steps"],
     }
     probe = make_env()
     space = probe.action_space

@@ -149,6 +149,28 @@ def test_goal_observation_leaves_the_episode_untouched():
         np.testing.assert_array_equal(before[key], after[key])
 
 
+def test_push_subgoals_are_the_experts_way_points_and_end_with_the_goal():
+    env = make("worldjepa/ArmPush-v0")
+    env.reset(seed=4)
+    before = env.unwrapped.get_sim_state()
+    subgoals = env.unwrapped.subgoal_observations()
+    for key, value in env.unwrapped.get_sim_state().items():
+        np.testing.assert_array_equal(before[key], value)
+    assert len(subgoals) == 4
+    np.testing.assert_array_equal(subgoals[-1]["pixels"], env.unwrapped.goal_observation()["pixels"])
+    hands = np.stack([g["state"][:3] for g in subgoals[:3]])
+    assert hands[0, 2] > 0.1 and hands[1, 2] < 0.05  # above the spot behind the block, then lowered
+    path = []
+    for _ in range(40):
+        path.append(env.step(env.unwrapped.expert_action())[0]["state"][:3])
+    gaps = np.linalg.norm(np.stack(path)[:, None] - hands[None], axis=-1).min(0)
+    assert np.all(gaps < 0.03), gaps  # the scripted expert passes every way-point
+    reach = make("worldjepa/ArmReach-v0")
+    reach.reset(seed=4)
+    (only,) = reach.unwrapped.subgoal_observations()  # a one-stage task: the goal alone
+    np.testing.assert_array_equal(only["pixels"], reach.unwrapped.goal_observation()["pixels"])
+
+
 def test_sim_state_round_trip_replays_exactly():
     env = make("worldjepa/ArmPickPlace-v0")
     env.reset(seed=5)

@@ -16,7 +16,13 @@ import torch
 
 from worldjepa.envs.base import GoalEnv
 from worldjepa.errors import UserError
-from worldjepa.eval.closed_loop import RandomPolicy, evaluate, simulator_agent, wilson_interval
+from worldjepa.eval.closed_loop import (
+    RandomPolicy,
+    SubgoalPolicy,
+    evaluate,
+    simulator_agent,
+    wilson_interval,
+)
 from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, shift_plan
 
 STEP = 0.25  # action bound of the toy env
@@ -310,6 +316,29 @@ def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
         MPCAgent(FrameSkipModel(k), CEM(5, horizon=2, samples=8, top_k=2, iterations=1), frame_skip=k)
 
 
+def test_hold_actions_plans_one_action_per_step_and_repeats_it():
+    k = 3
+    planner = CEM(2, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    model = FrameSkipModel(k)
+    agent = MPCAgent(
+        model, planner, GoalEnergy(steps="sum"), execute_steps=k, frame_skip=k, hold_actions=True
+    )
+    env = PointEnv()
+    obs, _ = env.reset(seed=1)
+    agent.reset(env.goal_observation())
+    executed = np.stack([agent.act(obs) for _ in range(k)])
+    plan = agent.last_plan.actions  # [H, 2]: one action per model step
+    assert plan.shape == (2, 2) and len(agent.plan_times) == 1
+    np.testing.assert_allclose(executed, np.tile(plan[0].numpy(), (k, 1)))  # held for the k env actions
+    fed = model.calls[-1]  # what the model saw: [C, H, k*2], each step the same action k times
+    torch.testing.assert_close(fed, fed[..., :2].repeat(1, 1, k))
+    agent.act(obs)  # re-plan 2 starts from the plan shifted by one whole model step
+    torch.testing.assert_close(model.calls[planner.iterations][0][:, :2], shift_plan(plan, 1))
+    assert evaluate(PointEnv, agent, episodes=5, seed=0, max_steps=24).success_rate == 1.0
+    with pytest.raises(UserError, match="multiple of frame_skip"):
+        MPCAgent(FrameSkipModel(k), planner, execute_steps=2, frame_skip=k, hold_actions=True)
+
+
 def reproducible_part(report) -> dict:
     """A report without wall-clock times, which differ from run to run."""
     fields = dataclasses.asdict(report)
@@ -376,3 +405,62 @@ def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():
     model.action_dim = 5
     with pytest.raises(UserError, match="trained on another env"):
         world_model_agent(model, planner_cfg, space)
+
+
+class ViaPointEnv(PointEnv):
+    """PointEnv whose episodes pass a way-point: the corner (0.8, 0.8), then the goal."""
+
+    VIA = np.array([0.8, 0.8], np.float32)
+
+    def subgoal_observations(self):
+        return [self._obs(self.VIA), self.goal_observation()]
+
+
+class RecordingPolicy:
+    """Records which goal it was reset with at which step; one 'plan' per act."""
+
+    def __init__(self) -> None:
+        self.resets, self.t = [], 0
+
+    def reset(self, goal_obs):
+        self.resets.append((self.t, goal_obs["state"].copy()))
+        self.plan_times = []
+
+    def act(self, obs):
+        self.t += 1
+        self.plan_times.append(0.5)
+        return np.zeros(2, np.float32)
+
+
+def test_subgoal_policy_switches_goals_on_its_fixed_schedule():
+    env = ViaPointEnv()
+    env.reset(seed=0)
+    recorder = RecordingPolicy()
+    policy = SubgoalPolicy(recorder, env, steps=[3])
+    policy.reset(env.goal_observation())
+    for _ in range(5):
+        policy.act(None)
+    assert [t for t, _ in recorder.resets] == [0, 3]
+    np.testing.assert_array_equal(recorder.resets[0][1], ViaPointEnv.VIA)
+    np.testing.assert_array_equal(recorder.resets[1][1], env.goal)
+    assert policy.plan_times == [0.5] * 5  # re-plans before the switch are kept
+    with pytest.raises(UserError, match="1 step counts"):
+        SubgoalPolicy(recorder, env, steps=[3, 3]).reset(env.goal_observation())
+    with pytest.raises(UserError, match="positive"):
+        SubgoalPolicy(recorder, env, steps=[0])
+
+
+def test_agent_with_subgoals_passes_the_way_point_and_ends_at_the_goal():
+    env = ViaPointEnv()
+    policy = SubgoalPolicy(make_agent(), env, steps=[20])
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        policy.reset(env.goal_observation())
+        path = []
+        for _ in range(40):
+            obs, _, _, _, info = env.step(policy.act(obs))
+            path.append(obs["state"])
+        assert np.linalg.norm(np.array(path[:20]) - ViaPointEnv.VIA, axis=1).min() < 0.05
+        assert info["success"]
+    report = evaluate(ViaPointEnv, make_agent(), episodes=3, seed=0, max_steps=40, subgoal_steps=[20])
+    assert report.success_rate == 1.0 and report.replans == 3 * 40, report.summary()

@@ -70,7 +70,8 @@ def world_model_agent(
     world_model: Any, planner_cfg: dict[str, Any], action_space: gym.spaces.Box
 ) -> MPCAgent:
     """The receding-horizon agent that plans with `world_model` as the preset's `planner` section says.
-    A model trained with frame skip k (its steps take k env actions) plans k-action steps."""
+    A model trained with frame skip k (its steps take k env actions) plans k-action steps, or one action
+    per step held k times with `planner.hold_actions`."""
     env_dim = action_space.shape[0]
     frame_skip, rest = divmod(world_model.action_dim, env_dim)
     if rest or not frame_skip:
@@ -78,13 +79,15 @@ def world_model_agent(
             f"the world model takes {world_model.action_dim} action values per step; the env's actions have "
             f"{env_dim}: it was trained on another env"
         )
+    hold = planner_cfg["hold_actions"]
     return MPCAgent(
         world_model,
-        build_planner(planner_cfg, action_space, frame_skip=frame_skip),
+        build_planner(planner_cfg, action_space, frame_skip=1 if hold else frame_skip),
         build_energy(planner_cfg["energy"]),
         planner_cfg["execute_steps"],
         device=world_model.device,
         frame_skip=frame_skip,
+        hold_actions=hold,
     )
 
 
@@ -143,6 +146,7 @@ def run_evaluate(
         "episodes": eval_cfg["episodes"],
         "seed": eval_cfg["seed"],
         "gif_episodes": eval_cfg["gif_episodes"],
+        "subgoal_steps": eval_cfg["subgoal_steps"],
     }
     agent = world_model_agent(world_model, planner_cfg, action_space)
     rows = [EvalRow("world model", evaluate(make_env, agent, gif_dir=out_dir / "world_model", **common))]

@@ -20,6 +20,7 @@ The reward is minus the task distance; episodes never end early (their length is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -188,8 +189,19 @@ class ArmEnv(gym.Env, GoalEnv):
 
     # ----- GoalEnv ----------------------------------------------------------------------------------------
     def goal_observation(self) -> dict[str, np.ndarray]:
+        return self._observation_posed(self._pose_goal_configuration)
+
+    def subgoal_observations(self) -> list[dict[str, np.ndarray]]:
+        return [self._observation_posed(pose) for pose in self._subgoal_poses()]
+
+    def _subgoal_poses(self) -> list[Callable[[], None]]:
+        """Functions that put the sim into each sub-goal configuration, the goal last."""
+        return [self._pose_goal_configuration]
+
+    def _observation_posed(self, pose: Callable[[], None]) -> dict[str, np.ndarray]:
+        """The observation of the scene as `pose` arranges it; the episode's state is restored after."""
         snapshot = self.get_sim_state()
-        self._pose_goal_configuration()
+        pose()
         mujoco.mj_forward(self.model, self.data)
         observation = self._observation()
         self.set_sim_state(snapshot)
@@ -280,6 +292,29 @@ class ArmPushEnv(ArmEnv):
 
     def _distance(self) -> float:
         return float(np.linalg.norm(self.block_position[:2] - self.goal[:2]))
+
+    def _subgoal_poses(self) -> list[Callable[[], None]]:
+        """The expert's way-points: the closed hand above the spot behind the block (on the line from
+        the block to the target), lowered there, at the end of the push with the block on the target
+        (the hand still behind it), then the goal (the hand back home)."""
+        block, target = self.block_position, self.goal
+        direction = (target[:2] - block[:2]) / np.linalg.norm(target[:2] - block[:2])
+        behind = block[:2] - direction * (self._contact + 0.03)
+        pushed = target[:2] - direction * self._contact
+
+        def hand_at(xy: np.ndarray, height: float, block_xy: np.ndarray) -> Callable[[], None]:
+            def pose() -> None:
+                self._set_arm(np.append(xy, height), self.start_gripper)
+                self.data.qpos[self._block_qpos : self._block_qpos + 2] = block_xy
+
+            return pose
+
+        return [
+            hand_at(behind, TRAVEL_HEIGHT, block[:2]),
+            hand_at(behind, self._push_height, block[:2]),
+            hand_at(pushed, self._push_height, target[:2]),
+            self._pose_goal_configuration,
+        ]
 
     def _expert(self) -> np.ndarray:
         """Stateless pusher: get behind the block on the block-target line, lower the fingers, push

@@ -44,6 +44,12 @@ class GoalEnv:
         """The observation (`pixels`, `state`) of the scene in its goal configuration for this episode."""
         raise NotImplementedError
 
+    def subgoal_observations(self) -> list[dict[str, np.ndarray]]:
+        """Visual sub-goals of a multi-stage task (V-JEPA 2-AC's recipe for long-horizon tasks): the
+        observations of the configurations an episode passes through, in order, ending with the goal.
+        Computed from the episode's start, so call it right after `reset`. Default: just the goal."""
+        return [self.goal_observation()]
+
     def expert_action(self, rng: np.random.Generator | None = None, noise: float = 0.0) -> np.ndarray:
         """A scripted controller's action toward the goal, with optional Gaussian noise (scale in
         action units) drawn from `rng`; used for data collection and to prove the task is solvable."""

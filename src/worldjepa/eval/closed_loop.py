@@ -13,10 +13,11 @@ Baselines share the `Policy` API, so they go through the very same loop:
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +60,46 @@ class RandomPolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
+
+
+class SubgoalPolicy:
+    """Visual sub-goals on a fixed schedule, V-JEPA 2-AC's recipe for multi-stage tasks: the wrapped
+    policy plans toward each of the env's `subgoal_observations()` in turn, for `steps[i]` env steps
+    each, and toward the last one (the goal) for the rest of the episode. No privileged switching: the
+    schedule is fixed, whatever the robot has achieved."""
+
+    def __init__(self, policy: Policy, env: gym.Env, steps: Sequence[int]) -> None:
+        if not steps or min(steps) < 1:
+            raise UserError(f"subgoal steps must be a non-empty list of positive step counts, got {steps}")
+        self.policy, self.env = policy, env.unwrapped
+        self.switch_at = list(itertools.accumulate(steps))
+        self.goals: list[dict[str, np.ndarray]] = []
+        self.t, self.earlier_plan_times = 0, []
+
+    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
+        self.goals = self.env.subgoal_observations()
+        if len(self.goals) != len(self.switch_at) + 1:
+            raise UserError(
+                f"{type(self.env).__name__} has {len(self.goals)} sub-goals (the goal included), so "
+                f"evaluate.subgoal_steps needs {len(self.goals) - 1} step counts, got {len(self.switch_at)}"
+            )
+        self.t, self.earlier_plan_times = 0, []
+        self.policy.reset(self.goals[0])
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        if self.t in self.switch_at:
+            self.earlier_plan_times += self.policy_plan_times
+            self.policy.reset(self.goals[self.switch_at.index(self.t) + 1])
+        self.t += 1
+        return self.policy.act(obs)
+
+    @property
+    def policy_plan_times(self) -> list[float]:
+        return list(getattr(self.policy, "plan_times", []))
+
+    @property
+    def plan_times(self) -> list[float]:
+        return self.earlier_plan_times + self.policy_plan_times
 
 
 class SimulatorModel:
@@ -178,6 +219,7 @@ def evaluate(
     gif_dir: str | Path | None = None,
     gif_episodes: int = 3,
     progress: bool = True,
+    subgoal_steps: Sequence[int] = (),
 ) -> EvalReport:
     """Run `episodes` episodes (episode i from `reset(seed=seed + i)`) for at most `max_steps` steps
     each (default: the env's registered limit), stopping early when the env terminates or truncates.
@@ -185,7 +227,8 @@ def evaluate(
     env: a registered env id or a function that builds the env. policy: a policy, or a function that
     builds one for the evaluation env (for baselines that need the env: its action space, its state).
     gif_dir: if given, writes `episode_000.gif`... for the first `gif_episodes` episodes and
-    `episodes.png` (distance and success over time).
+    `episodes.png` (distance and success over time). subgoal_steps: if given, the policy plans toward
+    the env's sub-goals on that schedule (`SubgoalPolicy`); the GIFs show the final goal.
     """
     if episodes < 1:
         raise UserError(f"evaluate needs episodes >= 1, got {episodes}")
@@ -195,6 +238,8 @@ def evaluate(
         if max_steps is None:
             raise UserError("the env has no registered step limit: pass max_steps to evaluate")
     policy = policy if hasattr(policy, "act") else policy(env)
+    if subgoal_steps:
+        policy = SubgoalPolicy(policy, env, subgoal_steps)
     records = []
     bar = tqdm(range(episodes), desc="episodes", unit="ep", disable=not progress)
     for i in bar:

@@ -5,6 +5,10 @@ goal embedding, executes its first `execute_steps` env actions, then re-plans fr
 (V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
 so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
 executed actions (warm start), and the goal is encoded once per episode.
+
+`hold_actions` plans one env action per model step and holds it for the step's k env actions: the
+search space shrinks k-fold and every candidate moves in straight segments, where k independent
+actions per step mostly cancel out (a detour around a wall needs many moves the same way).
 """
 
 from __future__ import annotations
@@ -45,10 +49,16 @@ class MPCAgent:
         execute_steps: int = 1,
         device: torch.device | str = "cpu",
         frame_skip: int = 1,
+        hold_actions: bool = False,
     ) -> None:
-        if planner.action_dim % frame_skip:
+        if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
                 f"planner action_dim {planner.action_dim} is not a multiple of frame_skip {frame_skip}"
+            )
+        if hold_actions and execute_steps % frame_skip:
+            raise UserError(
+                f"with hold_actions, execute_steps ({execute_steps}) must be a multiple of frame_skip "
+                f"({frame_skip}): a re-plan executes whole model steps"
             )
         if not 1 <= execute_steps <= planner.horizon * frame_skip:
             raise UserError(
@@ -58,7 +68,7 @@ class MPCAgent:
         self.world_model, self.planner = world_model, planner
         self.energy = energy if energy is not None else GoalEnergy()
         self.execute_steps, self.device = execute_steps, torch.device(device)
-        self.frame_skip = frame_skip
+        self.frame_skip, self.hold_actions = frame_skip, hold_actions
         self.goal: Latent | None = None
         self.queue: deque[np.ndarray] = deque()
         self.last_plan: PlanResult | None = None
@@ -87,15 +97,26 @@ class MPCAgent:
         tic = time.perf_counter()
         start = self.world_model.encode(obs_to_batch(obs, self.device))
         warm = None
-        if self.last_plan is not None:  # drop the executed env actions, keep the plan's [H, k*A] shape
+        if self.last_plan is not None:  # drop the executed env actions, keep the plan's shape
             plan = self.last_plan.actions
-            warm = shift_plan(self.env_actions(plan), self.execute_steps).reshape(plan.shape)
-        result = self.planner.plan(self.world_model.unroll, start, lambda pred: self.energy(pred, goal), warm)
+            if self.hold_actions:
+                warm = shift_plan(plan, self.execute_steps // self.frame_skip)
+            else:
+                warm = shift_plan(self.env_actions(plan), self.execute_steps).reshape(plan.shape)
+        result = self.planner.plan(self.unroll, start, lambda pred: self.energy(pred, goal), warm)
         actions = self.env_actions(result.actions)[: self.execute_steps].float().cpu().numpy()
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
         self.queue.extend(actions)
 
+    def unroll(self, start: Latent, plans: Tensor) -> Latent:
+        """The world model's unroll of candidate plans [C, H, A'] (A' = k*A, or A when holding actions)."""
+        return self.world_model.unroll(start, self.model_actions(plans))
+
+    def model_actions(self, plans: Tensor) -> Tensor:
+        """Plans [..., H, A'] as the model's steps [..., H, k*A]: held actions are repeated k times."""
+        return torch.cat([plans] * self.frame_skip, -1) if self.hold_actions else plans
+
     def env_actions(self, plan: Tensor) -> Tensor:
-        """A plan [H, k*A] as the env actions it stands for, [H*k, A] (a frame-skip-k step is k actions)."""
-        return plan.reshape(plan.shape[0] * self.frame_skip, -1)
+        """A plan [H, A'] as the env actions it stands for, [H*k, A] (a frame-skip-k step is k actions)."""
+        return self.model_actions(plan).reshape(plan.shape[0] * self.frame_skip, -1)
