@@ -21,6 +21,7 @@ The reward is minus the task distance; episodes never end early (their length is
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -297,24 +298,20 @@ class ArmPushEnv(ArmEnv):
         """The expert's way-points: the closed hand above the spot behind the block (on the line from
         the block to the target), lowered there, at the end of the push with the block on the target
         (the hand still behind it), then the goal (the hand back home)."""
-        block, target = self.block_position, self.goal
-        direction = (target[:2] - block[:2]) / np.linalg.norm(target[:2] - block[:2])
-        behind = block[:2] - direction * (self._contact + 0.03)
-        pushed = target[:2] - direction * self._contact
-
-        def hand_at(xy: np.ndarray, height: float, block_xy: np.ndarray) -> Callable[[], None]:
-            def pose() -> None:
-                self._set_arm(np.append(xy, height), self.start_gripper)
-                self.data.qpos[self._block_qpos : self._block_qpos + 2] = block_xy
-
-            return pose
-
+        block, target = self.block_position[:2], self.goal[:2]
+        direction = (target - block) / np.linalg.norm(target - block)
+        behind = block - direction * (self._contact + 0.03)
+        pushed = target - direction * self._contact
         return [
-            hand_at(behind, TRAVEL_HEIGHT, block[:2]),
-            hand_at(behind, self._push_height, block[:2]),
-            hand_at(pushed, self._push_height, target[:2]),
+            partial(self._pose_hand_and_block, np.append(behind, TRAVEL_HEIGHT), block),
+            partial(self._pose_hand_and_block, np.append(behind, self._push_height), block),
+            partial(self._pose_hand_and_block, np.append(pushed, self._push_height), target),
             self._pose_goal_configuration,
         ]
+
+    def _pose_hand_and_block(self, hand: np.ndarray, block_xy: np.ndarray) -> None:
+        self._set_arm(hand, self.start_gripper)
+        self.data.qpos[self._block_qpos : self._block_qpos + 2] = block_xy
 
     def _expert(self) -> np.ndarray:
         """Stateless pusher: get behind the block on the block-target line, lower the fingers, push

@@ -88,18 +88,18 @@ class SubgoalPolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self.t in self.switch_at:
-            self.earlier_plan_times += self.policy_plan_times
+            self.earlier_plan_times += self._inner_plan_times
             self.policy.reset(self.goals[self.switch_at.index(self.t) + 1])
         self.t += 1
         return self.policy.act(obs)
 
     @property
-    def policy_plan_times(self) -> list[float]:
+    def _inner_plan_times(self) -> list[float]:
         return list(getattr(self.policy, "plan_times", []))
 
     @property
     def plan_times(self) -> list[float]:
-        return self.earlier_plan_times + self.policy_plan_times
+        return self.earlier_plan_times + self._inner_plan_times
 
 
 class SimulatorModel:

@@ -4,7 +4,8 @@ The AC predictor takes a state token at every step, but while planning the futur
 unknown. V-JEPA 2-AC computes them analytically from its end-effector-delta actions, which only works
 for that action space. `ProprioHead` learns f with a small residual MLP on normalised inputs (fitted
 on every recorded transition by `worldjepa.methods.proprio_fit`), so every env works;
-`AdditiveProprio` is the analytic path for envs whose action is the change of state (s_{t+1} = s_t + a_t; V-JEPA 2-AC's rule up to its rotation composition).
+`AdditiveProprio` is the analytic path for envs whose action is the change of state
+(s_{t+1} = s_t + a_t; V-JEPA 2-AC's rule up to its rotation composition).
 
 Both take actions of k*A values (k raw actions per step after frame skipping, as trajectories store).
 """
