@@ -6,7 +6,8 @@ model, random actions), N episodes each from seeds that the training data never 
         --rows world_model image_only random simulator colors lighting distractors
 
 Each row writes `<out>/<row>/report.json`; the table printed at the end reads every report under
-`--out`, so rows can be run by several processes side by side (one torch thread each) and merged.
+`--out`, so rows can be run by several processes side by side (one torch thread each) and merged;
+`--workers N` splits each row's episodes over N processes (the same seeds, merged in order).
 Preset overrides (`key.sub=value`) apply to every row, e.g. `env.id=worldjepa/TwoRooms-v0`.
 """
 
@@ -14,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from worldjepa.config import apply_overrides, load_preset
-from worldjepa.eval.closed_loop import evaluate
+from worldjepa.eval.closed_loop import EpisodeRecord, evaluate, summarise
 from worldjepa.evaluate import BASELINES, baseline_policy, env_factory, world_model_agent
+from worldjepa.viz.episodes import plot_episodes
 from worldjepa.world_model import ACWorldModel
 
 #: Rows: the overrides they add to the preset. Variation rows plan in a scene the model never saw.
@@ -38,28 +44,55 @@ ROWS = {
 }
 
 
-def run_row(row: str, args: argparse.Namespace) -> dict:
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def evaluate_shard(row: str, args: argparse.Namespace, first: int, count: int) -> list[EpisodeRecord]:
+    """Episodes first..first+count-1 of a row (seeds `evaluate.seed + first`...); shard 0 writes the GIFs
+    and shows the progress bar."""
+    if args.workers > 1:
+        torch.set_num_threads(_threads_per_worker(args.workers))
     cfg = apply_overrides(load_preset(args.config), [*args.overrides, *ROWS[row]])
     make_env = env_factory(cfg["env"])
-    gif_dir = Path(args.out) / row
-    common = {
-        "episodes": args.episodes,
-        "seed": cfg["evaluate"]["seed"],
-        "gif_dir": gif_dir,
-        "gif_episodes": 2,
-        "subgoal_steps": cfg["evaluate"]["subgoal_steps"],
-    }
     probe = make_env()
     space = probe.action_space
     probe.close()
-    tic = time.perf_counter()
     if row in BASELINES:
         policy = baseline_policy(row, cfg["planner"], cfg["evaluate"], make_env, space)
     else:
         wm = cfg["world_model"]
         model = ACWorldModel.load(args.model, device=wm["train"]["device"], precision=wm["precision"])
         policy = world_model_agent(model, cfg["planner"], space)
-    report = evaluate(make_env, policy, **common)
+    report = evaluate(
+        make_env,
+        policy,
+        episodes=count,
+        seed=cfg["evaluate"]["seed"] + first,
+        gif_dir=Path(args.out) / row if first == 0 else None,
+        gif_episodes=2,
+        progress=first == 0,
+        subgoal_steps=cfg["evaluate"]["subgoal_steps"],
+    )
+    return report.episodes
+
+
+def run_row(row: str, args: argparse.Namespace) -> dict:
+    """A row's episodes, split into `args.workers` processes of consecutive seeds, merged in seed order."""
+    tic = time.perf_counter()
+    cfg = apply_overrides(load_preset(args.config), [*args.overrides, *ROWS[row]])
+    sizes = [len(part) for part in np.array_split(np.arange(args.episodes), args.workers) if len(part)]
+    firsts = [sum(sizes[:i]) for i in range(len(sizes))]
+    if len(sizes) == 1:
+        episodes = evaluate_shard(row, args, 0, args.episodes)
+    else:
+        with ProcessPoolExecutor(len(sizes), mp_context=multiprocessing.get_context("spawn")) as pool:
+            shards = pool.map(evaluate_shard, [row] * len(sizes), [args] * len(sizes), firsts, sizes)
+            episodes = [episode for shard in shards for episode in shard]
+    report = summarise(episodes)
+    gif_dir = Path(args.out) / row
+    gif_dir.mkdir(parents=True, exist_ok=True)
+    plot_episodes([e.distances for e in episodes], [e.successes for e in episodes], gif_dir / "episodes.png")
     low, high = report.success_ci95
     result = {
         "row": row,
@@ -69,11 +102,12 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
         "ci95": [low, high],
         "final_distance": report.mean_final_distance,
         "plan_time_mean": report.plan_time_mean,
-        "failed_seeds": [e.seed for e in report.episodes if not e.success],  # to replay them
+        "failed_seeds": [e.seed for e in episodes if not e.success],  # to replay them
+        "lost_seeds": [e.seed for e in episodes if not e.success and any(e.successes)],  # success, then not
         "wall_seconds": time.perf_counter() - tic,
-        "threads": torch.get_num_threads(),
+        "workers": len(sizes),
+        "threads": torch.get_num_threads() if len(sizes) == 1 else _threads_per_worker(len(sizes)),
     }
-    gif_dir.mkdir(parents=True, exist_ok=True)
     (gif_dir / "report.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -98,8 +132,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--rows", nargs="+", default=["world_model", "random"], choices=list(ROWS))
     parser.add_argument("--out", default="runs/bench/planning_table")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes per row (consecutive seeds each, torch threads shared)",
+    )
     parser.add_argument("overrides", nargs="*", help="preset overrides for every row")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     for row in args.rows:
         result = run_row(row, args)
         print(json.dumps(result))

@@ -156,10 +156,16 @@ def test_push_subgoals_are_the_experts_way_points_and_end_with_the_goal():
     subgoals = env.unwrapped.subgoal_observations()
     for key, value in env.unwrapped.get_sim_state().items():
         np.testing.assert_array_equal(before[key], value)
-    assert len(subgoals) == 4
+    pushes = env.unwrapped.push_waypoints
+    assert len(subgoals) == 4 + pushes
     np.testing.assert_array_equal(subgoals[-1]["pixels"], env.unwrapped.goal_observation()["pixels"])
-    hands = np.stack([g["state"][:3] for g in subgoals[:3]])
+    hands = np.stack([g["state"][:3] for g in subgoals[:-1]])
     assert hands[0, 2] > 0.1 and hands[1, 2] < 0.05  # above the spot behind the block, then lowered
+    steps = np.diff(hands[1 : 2 + pushes, :2], axis=0)  # along the push, on one line, evenly spaced
+    direction = steps[-1] / np.linalg.norm(steps[-1])
+    np.testing.assert_allclose(steps @ np.array([-direction[1], direction[0]]), 0, atol=1e-5)
+    np.testing.assert_allclose(steps[1:], np.broadcast_to(steps[-1], steps[1:].shape), atol=1e-5)
+    assert hands[-1, 2] > 0.1 and (hands[-1, :2] - hands[-2, :2]) @ direction < 0  # backed off, lifted
     path = []
     for _ in range(40):
         path.append(env.step(env.unwrapped.expert_action())[0]["state"][:3])

@@ -407,6 +407,23 @@ def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():
         world_model_agent(model, planner_cfg, space)
 
 
+def test_planner_bounds_are_the_env_bounds_intersected_with_the_presets():
+    from worldjepa.config import load_preset
+    from worldjepa.evaluate import build_planner
+
+    cfg = load_preset("wm_arm_reach")["planner"]
+    space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
+    planner = build_planner(
+        {**cfg, "action_low": [-0.5, -3.0], "action_high": [0.5, -1.0]}, space, frame_skip=2
+    )
+    assert planner.low.tolist() == [-0.5, -2.0] * 2 and planner.high.tolist() == [0.5, -1.0] * 2
+    planner = build_planner({**cfg, "action_low": None, "action_high": 0.25}, space)
+    assert planner.low.tolist() == [-1.0, -2.0] and planner.high.tolist() == [0.25, 0.25]
+    for low, high in (([0.0, 0.0, 0.0], None), (0.5, 0.4), (None, -3.0)):
+        with pytest.raises(UserError, match="action_low"):
+            build_planner({**cfg, "action_low": low, "action_high": high}, space)
+
+
 class ViaPointEnv(PointEnv):
     """PointEnv whose episodes pass a way-point: the corner (0.8, 0.8), then the goal."""
 

@@ -30,15 +30,17 @@ BASELINES = ("random", "simulator")
 def build_planner(
     cfg: dict[str, Any], action_space: gym.spaces.Box, samples: int | None = None, frame_skip: int = 1
 ) -> SamplingPlanner:
-    """CEM or MPPI from the `planner` section, bounded by the env's action space; with frame skip k a
-    planned step is k env actions (k * A values, each bounded like one action)."""
+    """CEM or MPPI from the `planner` section, bounded by the env's action space and, if set, by
+    `action_low` / `action_high` (e.g. a slower, gentler arm); with frame skip k a planned step is k
+    env actions (k * A values, each bounded like one action)."""
+    low, high = action_bounds(action_space, cfg["action_low"], cfg["action_high"])
     common = {
         "action_dim": action_space.shape[0] * frame_skip,
         "horizon": cfg["horizon"],
         "samples": samples or cfg["samples"],
         "iterations": cfg["iterations"],
-        "low": torch.as_tensor(action_space.low).repeat(frame_skip),
-        "high": torch.as_tensor(action_space.high).repeat(frame_skip),
+        "low": low.repeat(frame_skip),
+        "high": high.repeat(frame_skip),
         "seed": cfg["seed"],
         "action_cost": cfg["action_cost"],
     }
@@ -50,6 +52,35 @@ def build_planner(
     if cfg["kind"] == "mppi":
         return MPPI(**common, temperature=cfg["temperature"], noise_std=cfg["init_std"])
     raise UserError(f"planner.kind must be cem or mppi, got {cfg['kind']!r}")
+
+
+def action_bounds(
+    action_space: gym.spaces.Box, low: float | list[float] | None, high: float | list[float] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The env's action bounds [A] intersected with the planner's `low` and `high` (None: the env's;
+    a number or one per dimension)."""
+    env_low, env_high = torch.as_tensor(action_space.low), torch.as_tensor(action_space.high)
+    bounds = []
+    for name, value, env_bound, pick in (
+        ("low", low, env_low, torch.maximum),
+        ("high", high, env_high, torch.minimum),
+    ):
+        if value is None:
+            bounds.append(env_bound)
+            continue
+        bound = torch.as_tensor(value, dtype=env_bound.dtype).flatten()
+        if bound.numel() not in (1, env_bound.numel()):
+            raise UserError(
+                f"planner.action_{name} must be a number or {env_bound.numel()} numbers (one per action "
+                f"dimension), got {value!r}"
+            )
+        bounds.append(pick(env_bound, bound))
+    if bool((bounds[0] > bounds[1]).any()):
+        raise UserError(
+            f"planner.action_low / action_high leave no action inside the env's bounds: low "
+            f"{bounds[0].tolist()}, high {bounds[1].tolist()}"
+        )
+    return bounds[0], bounds[1]
 
 
 def build_energy(cfg: dict[str, Any]) -> GoalEnergy:

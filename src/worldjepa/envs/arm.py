@@ -269,6 +269,8 @@ class ArmPushEnv(ArmEnv):
     _contact = scene.BLOCK_HALF + 0.015
     #: Grasp-point height while pushing: the fingertips just above the table.
     _push_height = 0.03
+    #: Visual sub-goals along the push (the last one with the block on the target).
+    push_waypoints = 3
 
     def _sample_episode(self, rng: np.random.Generator) -> None:
         while True:
@@ -296,18 +298,26 @@ class ArmPushEnv(ArmEnv):
 
     def _subgoal_poses(self) -> list[Callable[[], None]]:
         """The expert's way-points: the closed hand above the spot behind the block (on the line from
-        the block to the target), lowered there, at the end of the push with the block on the target
-        (the hand still behind it), then the goal (the hand back home)."""
+        the block to the target), lowered there, `push_waypoints` points along the push (the block a
+        third, two thirds... of the way to the target, the hand touching it from behind), the hand
+        backed off and lifted, then the goal (the hand back home; straight there from the block, it
+        drags the block off the target). Points along the push keep the hand on the line: toward the far end
+        alone a planner cuts the corner (a box-bounded step moves diagonally) and pushes the block
+        off course."""
         block, target = self.block_position[:2], self.goal[:2]
         direction = (target - block) / np.linalg.norm(target - block)
         behind = block - direction * (self._contact + 0.03)
-        pushed = target - direction * self._contact
-        return [
+        poses = [
             partial(self._pose_hand_and_block, np.append(behind, TRAVEL_HEIGHT), block),
             partial(self._pose_hand_and_block, np.append(behind, self._push_height), block),
-            partial(self._pose_hand_and_block, np.append(pushed, self._push_height), target),
-            self._pose_goal_configuration,
         ]
+        for fraction in np.arange(1, self.push_waypoints + 1) / self.push_waypoints:
+            pushed = block + fraction * (target - block)
+            hand = np.append(pushed - direction * self._contact, self._push_height)
+            poses.append(partial(self._pose_hand_and_block, hand, pushed))
+        lifted = np.append(target - direction * (self._contact + 0.03), TRAVEL_HEIGHT)
+        poses.append(partial(self._pose_hand_and_block, lifted, target))
+        return [*poses, self._pose_goal_configuration]
 
     def _pose_hand_and_block(self, hand: np.ndarray, block_xy: np.ndarray) -> None:
         self._set_arm(hand, self.start_gripper)

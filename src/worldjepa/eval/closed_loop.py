@@ -196,7 +196,8 @@ class EvalReport:
         return text
 
 
-def _summarise(episodes: list[EpisodeRecord]) -> EvalReport:
+def summarise(episodes: list[EpisodeRecord]) -> EvalReport:
+    """The report over episodes (e.g. merged from several processes, each with its own seeds)."""
     wins = sum(e.success for e in episodes)
     times = [t for e in episodes for t in e.plan_times]
     return EvalReport(
@@ -271,4 +272,4 @@ def evaluate(
         plot_episodes(
             [r.distances for r in records], [r.successes for r in records], Path(gif_dir) / "episodes.png"
         )
-    return _summarise(records)
+    return summarise(records)
