@@ -271,6 +271,8 @@ class ArmPushEnv(ArmEnv):
     _push_height = 0.03
     #: Visual sub-goals along the push (the last one with the block on the target).
     push_waypoints = 3
+    #: How far a pushed block slides ahead of the hand: the push sub-goals stop the hand that much short.
+    _slide = 0.02
 
     def _sample_episode(self, rng: np.random.Generator) -> None:
         while True:
@@ -299,11 +301,11 @@ class ArmPushEnv(ArmEnv):
     def _subgoal_poses(self) -> list[Callable[[], None]]:
         """The expert's way-points: the closed hand above the spot behind the block (on the line from
         the block to the target), lowered there, `push_waypoints` points along the push (the block a
-        third, two thirds... of the way to the target, the hand touching it from behind), the hand
-        backed off and lifted, then the goal (the hand back home; straight there from the block, it
-        drags the block off the target). Points along the push keep the hand on the line: toward the far end
-        alone a planner cuts the corner (a box-bounded step moves diagonally) and pushes the block
-        off course."""
+        third, two thirds... of the way to the target, the hand just behind it: `_slide` short of
+        touching, since a pushed block slides on ahead of the hand), the hand backed off and lifted,
+        then the goal (the hand back home; straight there from the block, it drags the block off the
+        target). Points along the push keep the hand on the line: toward the far end alone a planner
+        cuts the corner (a box-bounded step moves diagonally) and pushes the block off course."""
         block, target = self.block_position[:2], self.goal[:2]
         direction = (target - block) / np.linalg.norm(target - block)
         behind = block - direction * (self._contact + 0.03)
@@ -313,7 +315,7 @@ class ArmPushEnv(ArmEnv):
         ]
         for fraction in np.arange(1, self.push_waypoints + 1) / self.push_waypoints:
             pushed = block + fraction * (target - block)
-            hand = np.append(pushed - direction * self._contact, self._push_height)
+            hand = np.append(pushed - direction * (self._contact + self._slide), self._push_height)
             poses.append(partial(self._pose_hand_and_block, hand, pushed))
         lifted = np.append(target - direction * (self._contact + 0.03), TRAVEL_HEIGHT)
         poses.append(partial(self._pose_hand_and_block, lifted, target))
