@@ -14,6 +14,7 @@ Preset overrides (`key.sub=value`) apply to every row, e.g. `env.id=worldjepa/Tw
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -44,15 +45,13 @@ ROWS = {
 }
 
 
-def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def evaluate_shard(row: str, args: argparse.Namespace, first: int, count: int) -> list[EpisodeRecord]:
-    """Episodes first..first+count-1 of a row (seeds `evaluate.seed + first`...); shard 0 writes the GIFs
-    and shows the progress bar."""
-    if args.workers > 1:
-        torch.set_num_threads(_threads_per_worker(args.workers))
+def evaluate_shard(
+    row: str, args: argparse.Namespace, first: int, count: int, threads: int | None = None
+) -> list[EpisodeRecord]:
+    """Episodes first..first+count-1 of a row (seeds `evaluate.seed + first`...) on `threads` torch
+    threads (None: the default); shard 0 writes the GIFs and shows the progress bar."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     cfg = apply_overrides(load_preset(args.config), [*args.overrides, *ROWS[row]])
     make_env = env_factory(cfg["env"])
     probe = make_env()
@@ -82,17 +81,22 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
     tic = time.perf_counter()
     cfg = apply_overrides(load_preset(args.config), [*args.overrides, *ROWS[row]])
     sizes = [len(part) for part in np.array_split(np.arange(args.episodes), args.workers) if len(part)]
-    firsts = [sum(sizes[:i]) for i in range(len(sizes))]
-    if len(sizes) == 1:
-        episodes = evaluate_shard(row, args, 0, args.episodes)
-    else:
-        with ProcessPoolExecutor(len(sizes), mp_context=multiprocessing.get_context("spawn")) as pool:
-            shards = pool.map(evaluate_shard, [row] * len(sizes), [args] * len(sizes), firsts, sizes)
-            episodes = [episode for shard in shards for episode in shard]
-    report = summarise(episodes)
     gif_dir = Path(args.out) / row
-    gif_dir.mkdir(parents=True, exist_ok=True)
-    plot_episodes([e.distances for e in episodes], [e.successes for e in episodes], gif_dir / "episodes.png")
+    if len(sizes) == 1:
+        episodes, threads = evaluate_shard(row, args, 0, args.episodes), torch.get_num_threads()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // len(sizes))
+        firsts = [0, *itertools.accumulate(sizes[:-1])]
+        with ProcessPoolExecutor(len(sizes), mp_context=multiprocessing.get_context("spawn")) as pool:
+            shards = pool.map(
+                evaluate_shard, [row] * len(sizes), [args] * len(sizes), firsts, sizes, [threads] * len(sizes)
+            )
+            episodes = [episode for shard in shards for episode in shard]
+        # over every shard's episodes (shard 0's own plot holds only its own)
+        plot_episodes(
+            [e.distances for e in episodes], [e.successes for e in episodes], gif_dir / "episodes.png"
+        )
+    report = summarise(episodes)
     low, high = report.success_ci95
     result = {
         "row": row,
@@ -106,8 +110,9 @@ def run_row(row: str, args: argparse.Namespace) -> dict:
         "lost_seeds": [e.seed for e in episodes if not e.success and any(e.successes)],  # success, then not
         "wall_seconds": time.perf_counter() - tic,
         "workers": len(sizes),
-        "threads": torch.get_num_threads() if len(sizes) == 1 else _threads_per_worker(len(sizes)),
+        "threads": threads,
     }
+    gif_dir.mkdir(parents=True, exist_ok=True)
     (gif_dir / "report.json").write_text(json.dumps(result, indent=1))
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from worldjepa.envs import make
 from worldjepa.errors import UserError
 from worldjepa.eval.closed_loop import EvalReport, Policy, RandomPolicy, evaluate, simulator_agent
 from worldjepa.planning import CEM, MPPI, GoalEnergy, MPCAgent
-from worldjepa.planning.sampling_planner import SamplingPlanner
+from worldjepa.planning.sampling_planner import SamplingPlanner, per_dim_bound
 
 BASELINES = ("random", "simulator")
 
@@ -60,27 +61,15 @@ def action_bounds(
     """The env's action bounds [A] intersected with the planner's `low` and `high` (None: the env's;
     a number or one per dimension)."""
     env_low, env_high = torch.as_tensor(action_space.low), torch.as_tensor(action_space.high)
-    bounds = []
-    for name, value, env_bound, pick in (
-        ("low", low, env_low, torch.maximum),
-        ("high", high, env_high, torch.minimum),
-    ):
-        if value is None:
-            bounds.append(env_bound)
-            continue
-        bound = torch.as_tensor(value, dtype=env_bound.dtype).flatten()
-        if bound.numel() not in (1, env_bound.numel()):
-            raise UserError(
-                f"planner.action_{name} must be a number or {env_bound.numel()} numbers (one per action "
-                f"dimension), got {value!r}"
-            )
-        bounds.append(pick(env_bound, bound))
-    if bool((bounds[0] > bounds[1]).any()):
+    dim = env_low.numel()
+    low = torch.maximum(env_low, per_dim_bound(low, dim, -math.inf, "planner.action_low"))
+    high = torch.minimum(env_high, per_dim_bound(high, dim, math.inf, "planner.action_high"))
+    if bool((low > high).any()):
         raise UserError(
             f"planner.action_low / action_high leave no action inside the env's bounds: low "
-            f"{bounds[0].tolist()}, high {bounds[1].tolist()}"
+            f"{low.tolist()}, high {high.tolist()}"
         )
-    return bounds[0], bounds[1]
+    return low, high
 
 
 def build_energy(cfg: dict[str, Any]) -> GoalEnergy:

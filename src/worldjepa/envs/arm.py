@@ -269,6 +269,8 @@ class ArmPushEnv(ArmEnv):
     _contact = scene.BLOCK_HALF + 0.015
     #: Grasp-point height while pushing: the fingertips just above the table.
     _push_height = 0.03
+    #: Gap between the fingers and the block before a push and when backing off after it.
+    _clearance = 0.03
     #: Visual sub-goals along the push (the last one with the block on the target).
     push_waypoints = 3
     #: How far a pushed block slides ahead of the hand: the push sub-goals stop the hand that much short.
@@ -308,7 +310,7 @@ class ArmPushEnv(ArmEnv):
         cuts the corner (a box-bounded step moves diagonally) and pushes the block off course."""
         block, target = self.block_position[:2], self.goal[:2]
         direction = (target - block) / np.linalg.norm(target - block)
-        behind = block - direction * (self._contact + 0.03)
+        behind = block - direction * (self._contact + self._clearance)
         poses = [
             partial(self._pose_hand_and_block, np.append(behind, TRAVEL_HEIGHT), block),
             partial(self._pose_hand_and_block, np.append(behind, self._push_height), block),
@@ -317,7 +319,7 @@ class ArmPushEnv(ArmEnv):
             pushed = block + fraction * (target - block)
             hand = np.append(pushed - direction * (self._contact + self._slide), self._push_height)
             poses.append(partial(self._pose_hand_and_block, hand, pushed))
-        lifted = np.append(target - direction * (self._contact + 0.03), TRAVEL_HEIGHT)
+        lifted = np.append(target - direction * (self._contact + self._clearance), TRAVEL_HEIGHT)
         poses.append(partial(self._pose_hand_and_block, lifted, target))
         return [*poses, self._pose_goal_configuration]
 
@@ -342,12 +344,12 @@ class ArmPushEnv(ArmEnv):
                 aim = block + direction * (min(distance, 0.02) - self._contact)
                 speed = 0.3 if distance > 0.05 else 0.15  # gentle, so the block does not slide past
                 return _toward(hand, np.append(aim, self._push_height), self.start_gripper, speed)
-            start = block - direction * (self._contact + 0.03)
+            start = block - direction * (self._contact + self._clearance)
             if np.linalg.norm(hand[:2] - start) < 0.02:
                 return _toward(hand, np.append(start, self._push_height), self.start_gripper)
             destination = np.append(start, TRAVEL_HEIGHT)
         if low and np.linalg.norm(offset) < self._contact + 0.02:
-            away = block + offset / np.linalg.norm(offset) * (self._contact + 0.03)
+            away = block + offset / np.linalg.norm(offset) * (self._contact + self._clearance)
             return _toward(hand, np.append(away, hand[2]), self.start_gripper, speed=0.5)
         if hand[2] < 0.9 * TRAVEL_HEIGHT and np.linalg.norm(offset) < 0.12:
             return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), self.start_gripper)

@@ -54,15 +54,20 @@ def shift_plan(actions: Tensor, steps: int) -> Tensor:
     return torch.cat([actions[steps:], torch.zeros_like(actions[:steps])])
 
 
-def _bound(value: float | Sequence[float] | Tensor | None, action_dim: int, default: float) -> Tensor:
-    """A per-dimension bound [A] from a scalar, a sequence, or None (unbounded)."""
+def per_dim_bound(
+    value: float | Sequence[float] | Tensor | None,
+    action_dim: int,
+    default: float,
+    name: str = "action bound",
+) -> Tensor:
+    """A per-dimension bound [A] from a scalar, a sequence, or None (`default` everywhere)."""
     if value is None:
         return torch.full((action_dim,), default)
     bound = torch.as_tensor(value, dtype=torch.float32).flatten()
     if bound.numel() == 1:
         bound = bound.expand(action_dim)
     if bound.numel() != action_dim:
-        raise UserError(f"action bound has {bound.numel()} values, expected 1 or action_dim={action_dim}")
+        raise UserError(f"{name} has {bound.numel()} values, expected 1 or action_dim={action_dim}")
     return bound.clone()
 
 
@@ -98,8 +103,8 @@ class SamplingPlanner:
         self.action_dim, self.horizon, self.init_std = action_dim, horizon, init_std
         self.action_cost = action_cost
         self.samples, self.iterations = samples, iterations
-        self.low = _bound(low, action_dim, -math.inf)
-        self.high = _bound(high, action_dim, math.inf)
+        self.low = per_dim_bound(low, action_dim, -math.inf)
+        self.high = per_dim_bound(high, action_dim, math.inf)
         if bool((self.low > self.high).any()):
             raise UserError(
                 f"action bounds need low <= high, got low={self.low.tolist()}, high={self.high.tolist()}"
