@@ -4,9 +4,12 @@ import pytest
 import torch
 
 from worldjepa.config import apply_overrides, load_preset
+from worldjepa.errors import UserError
 from worldjepa.methods.regularizers import RegularizerConfig, collapse_regularizer, sigreg, vicreg_variance
+from worldjepa.methods.vjepa import context_weights
 from worldjepa.pretrain import build_dataset, build_mask_collator, build_method, run_pretrain
 from worldjepa.probe import run_probe
+from worldjepa.train.checkpoint import load_checkpoint
 
 TINY_MODEL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.predictor_embed_dim=16",
               "model.predictor_depth=1", "model.predictor_num_heads=2"]  # fmt: skip
@@ -66,6 +69,68 @@ def test_vjepa_uses_one_mask_token_per_generator():
     )
     per_generator = torch.stack([out.metrics["loss_generator0"], out.metrics["loss_generator1"]])
     torch.testing.assert_close(out.metrics["prediction_loss"], per_generator.mean())
+
+
+def test_context_weights_are_one_over_sqrt_distance_to_the_nearest_target():
+    grid = (2, 1, 8)  # (t, h, w): token t * 8 + w
+    target = torch.tensor([[0, 0], [15, 15]])  # (0, 0); (1, 7)
+    context = torch.tensor([[1, 4, 8, 12], [14, 11, 7, 0]])
+    # distances row 0: 1, 4, 1 (in t), sqrt(1 + 16); row 1: 1, 4, 1, sqrt(1 + 49)
+    expected = torch.tensor([[1.0, 0.5, 1.0, 17**-0.25], [1.0, 0.5, 1.0, 50**-0.25]])
+    torch.testing.assert_close(context_weights(context, target, grid), expected)
+
+
+def test_vjepa21_dense_loss_adds_the_weighted_context_error_as_it_warms_up():
+    plain, batch = batch_for(tiny_cfg("vjepa2_tiny"))
+    dense_cfg = tiny_cfg("vjepa2_tiny", "vjepa21.context_loss_weight=0.5", "vjepa21.context_loss_warmup=0.5")
+    dense, _ = batch_for(dense_cfg)
+    dense.load_state_dict({**plain.state_dict(), "progress": torch.zeros(())})
+    assert "progress" in dense.state_dict()  # the warm-up's clock is checkpointed: resume continues it
+    reference = plain(batch)
+    out = dense(batch)  # progress 0: the context term is there but weighs nothing yet
+    torch.testing.assert_close(out.metrics["prediction_loss"], reference.metrics["prediction_loss"])
+    torch.testing.assert_close(out.loss, reference.loss)
+    assert out.metrics["context_loss"] > 0
+    for progress, weight in ((0.25, 0.25), (0.9, 0.5)):  # ramps to 0.5 over the first half, then stays
+        dense.after_optimizer_step(progress)
+        out = dense(batch)
+        torch.testing.assert_close(
+            out.loss, out.metrics["prediction_loss"] + weight * out.metrics["context_loss"]
+        )
+    out.loss.backward()
+    assert all(p.grad is not None for p in dense.predictor.predictor_blocks.parameters())
+
+
+def test_vjepa21_deep_supervision_predicts_every_level():
+    method, batch = batch_for(tiny_cfg("vjepa2_tiny", "vjepa21.levels=[1]"))  # a 2-block encoder
+    video = batch["video"]
+    both = method.encoder(video, levels=(1,))
+    assert both.shape[-1] == 64
+    torch.testing.assert_close(both[..., 32:], method.encoder(video))  # the last level is the usual output
+    h = method.targets(video, (1,))
+    torch.testing.assert_close(h[..., 32:], method.targets(video))  # each level layer-normed on its own
+    torch.testing.assert_close(
+        h[..., :32].std(dim=-1, unbiased=False), torch.ones(h.shape[:2]), atol=1e-3, rtol=0
+    )
+    out = method(batch)
+    out.loss.backward()
+    assert out.embeddings.shape == (8, 32)  # the collapse monitor watches the last level
+    assert all(p.grad is not None for p in method.predictor.predictor_embed.parameters())
+    assert all(p.grad is not None for p in method.encoder.blocks[0].parameters())
+    for levels in ("[2]", "[1, 1]"):  # the last block is always a target; levels are distinct
+        with pytest.raises(UserError, match="vjepa21.levels"):
+            build_method(tiny_cfg("vjepa2_tiny", f"vjepa21.levels={levels}"))
+
+
+def test_vjepa21_options_train_and_checkpoint_the_warmup_clock(tmp_path):
+    options = ["vjepa21.context_loss_weight=0.5", "vjepa21.context_loss_warmup=0.5", "vjepa21.levels=[1]"]
+    run = ["train.total_steps=2", "train.batch_size=4", "train.num_workers=0", "train.log_every=1"]
+    quiet = ["train.tensorboard=false", "train.progress_bar=false"]
+    run_pretrain(tiny_cfg("vjepa2_tiny", *options, *run, *quiet), tmp_path)
+    state = load_checkpoint(tmp_path / "latest.pt")["model"]
+    assert float(state["progress"]) == 0.5  # step index 1 of 2 finished
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert "context_loss" in rows[0].split(",") and len(rows) == 3
 
 
 def test_ema_momentum_schedule_moves_target_toward_encoder():

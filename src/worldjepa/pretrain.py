@@ -1,7 +1,7 @@
 """Assemble a pretraining run from a preset: datasets, masks, encoder, predictor, method, trainer.
 
 A preset (configs/*.yaml) has the sections `method` (ijepa | vjepa), `data`, `model`, `masks`,
-`ema`, `regularizer`, `train` and `probe`. `run_pretrain` trains and writes everything under the
+`ema`, `regularizer`, `train` and `probe`, and V-JEPA presets `vjepa21`. `run_pretrain` trains and writes everything under the
 run directory: config.yaml, metrics.csv, latest.pt, curves.png and masks.png.
 """
 
@@ -24,13 +24,13 @@ from worldjepa.masks import MaskCollator, MultiBlock2D, MultiBlock2DConfig, Mult
 from worldjepa.methods.ijepa import IJEPA
 from worldjepa.methods.jepa import JEPA
 from worldjepa.methods.regularizers import RegularizerConfig
-from worldjepa.methods.vjepa import VJEPA
+from worldjepa.methods.vjepa import VJEPA, VJEPA21Config
 from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.train import distributed
 from worldjepa.train.trainer import TrainConfig, Trainer
 
-METHODS = {"ijepa": IJEPA, "vjepa": VJEPA}
+METHODS = ("ijepa", "vjepa")
 IMAGE_DATASETS = ("shapes", "digits", "folder")
 VIDEO_DATASETS = ("synthetic_video", "video_folder", "trajectories")
 
@@ -111,9 +111,10 @@ def build_encoder(cfg: dict[str, Any]) -> VisionTransformer:
     )
 
 
-def build_predictor(cfg: dict[str, Any]) -> MaskedPredictor:
+def build_predictor(cfg: dict[str, Any], num_levels: int = 1) -> MaskedPredictor:
     m, video = cfg["model"], is_video(cfg)
     return MaskedPredictor(
+        num_levels=num_levels,
         embed_dim=m["embed_dim"],
         predictor_embed_dim=m["predictor_embed_dim"],
         depth=m["predictor_depth"],
@@ -128,7 +129,12 @@ def build_method(cfg: dict[str, Any]) -> JEPA:
     if cfg["method"] not in METHODS:
         raise UserError(f"method '{cfg['method']}' is unknown; use one of {', '.join(METHODS)}")
     regularizer = build(RegularizerConfig, cfg["regularizer"], "regularizer")
-    return METHODS[cfg["method"]](build_encoder(cfg), build_predictor(cfg), tuple(cfg["ema"]), regularizer)
+    if not is_video(cfg):
+        return IJEPA(build_encoder(cfg), build_predictor(cfg), tuple(cfg["ema"]), regularizer)
+    # runs saved before V-JEPA 2.1's options existed have no `vjepa21` section: they ran without them
+    options = build(VJEPA21Config, cfg.get("vjepa21", {}), "vjepa21")
+    predictor = build_predictor(cfg, num_levels=len(options.levels) + 1)
+    return VJEPA(build_encoder(cfg), predictor, tuple(cfg["ema"]), regularizer, options)
 
 
 def build_mask_collator(cfg: dict[str, Any], encoder: VisionTransformer) -> MaskCollator:

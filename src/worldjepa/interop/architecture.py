@@ -249,6 +249,7 @@ def _predictor(state: Mapping[str, Tensor]) -> Architecture:
         "mlp_ratio": state["predictor_blocks.0.mlp.fc1.weight"].shape[0] / width,
         "qkv_bias": "predictor_blocks.0.attn.qkv.bias" in state,
         "num_mask_tokens": _count(state, "mask_tokens"),
+        "num_levels": 1,  # a V-JEPA 2.1 multi-level predictor has predictor_embed.0.weight instead
     }
     return Architecture("predictor", kwargs | position)
 
@@ -355,9 +356,10 @@ def _vit_kwargs(encoder: VisionTransformer) -> dict[str, Any]:
 
 
 def _predictor_kwargs(predictor: MaskedPredictor) -> dict[str, Any]:
-    width = predictor.predictor_embed.out_features
+    width = predictor.predictor_norm.normalized_shape[0]
     return {
-        "embed_dim": predictor.predictor_embed.in_features,
+        "embed_dim": predictor.predictor_proj.out_features // predictor.num_levels,
+        "num_levels": predictor.num_levels,
         "predictor_embed_dim": width,
         **_blocks_kwargs(predictor.predictor_blocks, width),
         **_grid_kwargs(predictor.grid, 1, 2, predictor.video),  # patch 1 keeps the token grid

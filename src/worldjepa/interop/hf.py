@@ -202,6 +202,11 @@ def _check_vjepa2(encoder: Architecture, predictor: Architecture) -> None:
     enc, pred = encoder.kwargs, predictor.kwargs
     if predictor.family != "vjepa2":
         raise UserError(f"VJEPA2Model needs a V-JEPA 2 predictor, got {predictor.describe()}")
+    if pred.get("num_levels", 1) != 1:
+        raise UserError(
+            f"this predictor predicts {pred['num_levels']} encoder levels (V-JEPA 2.1 deep self-supervision); "
+            "VJEPA2Model's predictor predicts the last level only: convert the encoder alone"
+        )
     if not (enc["rope_compat"] and pred["rope_compat"]):
         raise UserError(
             "transformers' VJEPA2Model rotates with the released weights' rotation (rope_compat=True); "

@@ -36,10 +36,12 @@ class JEPA(nn.Module):
         self.regularizer = regularizer or RegularizerConfig()
 
     @torch.no_grad()
-    def targets(self, x: Tensor) -> Tensor:
-        """Layer-normed target-encoder tokens of the full input: [B, N, D]."""
-        h = self.target_encoder(x)
-        return F.layer_norm(h, h.shape[-1:])
+    def targets(self, x: Tensor, levels: tuple[int, ...] = ()) -> Tensor:
+        """Layer-normed target-encoder tokens of the full input: [B, N, D], or with intermediate
+        `levels` each level normed on its own, stacked on the channel axis: [B, N, D * (len(levels) + 1)]."""
+        h = self.target_encoder(x, levels=levels)
+        h = h.unflatten(-1, (len(levels) + 1, -1))
+        return F.layer_norm(h, h.shape[-1:]).flatten(-2)
 
     def finish(self, loss: Tensor, context_tokens: Tensor, metrics: dict[str, Tensor]) -> StepOutput:
         """Add the optional collapse regularizer on pooled context embeddings [B, D] and package the step."""

@@ -12,6 +12,10 @@ Order of tokens: the official V-JEPA 2 predictor sorts context and targets by po
 blocks and restores the order after. Without an attention mask every layer is permutation-
 equivariant, so sorting changes results only at float round-off (well below 1e-5 in the parity
 tests); we do not sort.
+
+V-JEPA 2.1 options: `num_levels` > 1 (deep self-supervision) takes the encoder's tokens of several
+levels stacked on the channel axis, fuses them with an MLP, and predicts every level (stacked the
+same way); `return_context` (the dense loss) also returns the predictions at the context positions.
 """
 
 from typing import Literal
@@ -58,11 +62,19 @@ class MaskedPredictor(nn.Module):
         uniform_power: bool = True,
         rope_compat: bool = False,
         init_std: float = 0.02,
+        num_levels: int = 1,
     ):
         super().__init__()
         self.grid = token_grid(img_size, patch_size, num_frames, tubelet_size)
-        self.video, self.uniform_power = num_frames > 1, uniform_power
-        self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
+        self.video, self.uniform_power, self.num_levels = num_frames > 1, uniform_power, num_levels
+        if num_levels == 1:
+            self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
+        else:
+            self.predictor_embed = nn.Sequential(
+                nn.Linear(embed_dim * num_levels, predictor_embed_dim),
+                nn.GELU(),
+                nn.Linear(predictor_embed_dim, predictor_embed_dim),
+            )
         self.mask_tokens = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, predictor_embed_dim)) for _ in range(num_mask_tokens)
         )
@@ -77,7 +89,7 @@ class MaskedPredictor(nn.Module):
             Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)
         )
         self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=LAYER_NORM_EPS)
-        self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
+        self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim * num_levels)
         init_weights(self, self.predictor_blocks, init_std)
         if not zero_init_mask_tokens:  # I-JEPA draws its mask token like a weight
             for token in self.mask_tokens:
@@ -90,10 +102,13 @@ class MaskedPredictor(nn.Module):
         keep_target: Tensor,
         mask_index: int = 0,
         grid: Grid | None = None,
+        return_context: bool = False,
     ) -> Tensor:
         """Encoder tokens context [B, Kc, D] at keep_context [B, Kc] -> predictions [B, Kt, D] at keep_target.
 
         grid: the (T, H, W) token grid the indices refer to; defaults to the configured one.
+        With num_levels > 1, context is [B, Kc, D * num_levels] and so is each prediction.
+        return_context: predictions at the context positions first: [B, Kc + Kt, D].
         """
         grid = self.grid if grid is None else grid
         batch, num_targets = keep_target.shape
@@ -110,4 +125,5 @@ class MaskedPredictor(nn.Module):
         x = torch.cat([ctx, tgt], dim=1)  # [B, Kc + Kt, d]
         for block in self.predictor_blocks:
             x = block(x, rope)
-        return self.predictor_proj(self.predictor_norm(x[:, -num_targets:]))
+        x = x if return_context else x[:, -num_targets:]
+        return self.predictor_proj(self.predictor_norm(x))

@@ -5,8 +5,12 @@ fixed sin-cos table added to the patch embeddings (`pos_embed="sincos"`, 2D for 
 video) or 3D RoPE inside every attention layer (`pos_embed="rope"`, V-JEPA 2). JEPA masking keeps a
 subset of tokens: `keep` [B, K] holds the indices to keep and is applied with a gather after the
 position embedding, so every kept token still knows where it came from.
+
+`levels` (V-JEPA 2.1's deep self-supervision) also returns the outputs of intermediate blocks, each
+through the same final norm (as the official encoder's `out_layers` does), stacked on the channel axis.
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -134,8 +138,12 @@ class VisionTransformer(nn.Module):
         frames = x.shape[2] if self.video else 1
         return x, token_grid(tuple(x.shape[-2:]), self.patch_size, frames, self.tubelet_size)
 
-    def forward(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
-        """x [B, C, H, W] or [B, C, T, H, W]; keep [B, K] int64 token indices -> [B, K (or N), D]."""
+    def forward(self, x: Tensor, keep: Tensor | None = None, levels: Sequence[int] = ()) -> Tensor:
+        """x [B, C, H, W] or [B, C, T, H, W]; keep [B, K] int64 token indices -> [B, K (or N), D].
+
+        levels: 1-based indices of earlier blocks whose normed outputs come first, then the last
+        block's: [B, K, D * (len(levels) + 1)].
+        """
         x, grid = self.prepare_input(x)
         x = self.patch_embed(x)  # [B, N, D]
         if self.rope is None:
@@ -143,6 +151,9 @@ class VisionTransformer(nn.Module):
         if keep is not None:
             x = gather_tokens(x, keep)
         rope = None if self.rope is None else self.rope(grid_positions(keep, grid, x.device), x.dtype)
-        for block in self.blocks:
+        outputs = []
+        for index, block in enumerate(self.blocks, start=1):
             x = block(x, rope)
-        return self.norm(x)
+            if index in levels:
+                outputs.append(self.norm(x))
+        return torch.cat([*outputs, self.norm(x)], dim=-1) if outputs else self.norm(x)
