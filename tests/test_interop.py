@@ -286,6 +286,28 @@ def test_folder_round_trip_fp32_and_bf16(official, tmp_path):
     ).stat().st_size
 
 
+def test_multi_level_predictor_round_trips_and_names_its_level_count(tmp_path):
+    from worldjepa.nn.predictor import MaskedPredictor
+
+    torch.manual_seed(0)
+    predictor = MaskedPredictor(32, 16, 1, 2, img_size=16, patch_size=8, num_frames=4, num_levels=3)
+    save_modules(tmp_path / "m", {"predictor": predictor})
+    loaded = load_modules(tmp_path / "m")["predictor"]
+    z, keep_context, keep_target = (
+        torch.randn(2, 5, 96),
+        torch.arange(5).repeat(2, 1),
+        torch.tensor([[6, 7]] * 2),
+    )
+    with torch.no_grad():
+        assert torch.equal(loaded(z, keep_context, keep_target), predictor(z, keep_context, keep_target))
+    state = predictor.state_dict()
+    with pytest.raises(UserError, match="pass num_levels="):
+        infer_architecture(state)
+    arch = infer_architecture(state, num_levels=3, num_heads=2, img_size=16)
+    assert arch.kwargs["embed_dim"] == 32 and arch.kwargs["num_levels"] == 3
+    assert "of 3 levels" in arch.describe()
+
+
 # ---------------------------------------------------------------- Hugging Face
 def test_hf_round_trip_vjepa2_matches_the_oracle(official):
     pytest.importorskip("transformers")

@@ -7,6 +7,7 @@ from worldjepa.config import apply_overrides, load_preset
 from worldjepa.errors import UserError
 from worldjepa.methods.regularizers import RegularizerConfig, collapse_regularizer, sigreg, vicreg_variance
 from worldjepa.methods.vjepa import context_weights
+from worldjepa.nn.vit import grid_positions
 from worldjepa.pretrain import build_dataset, build_mask_collator, build_method, run_pretrain
 from worldjepa.probe import run_probe
 from worldjepa.train.checkpoint import load_checkpoint
@@ -71,11 +72,11 @@ def test_vjepa_uses_one_mask_token_per_generator():
     torch.testing.assert_close(out.metrics["prediction_loss"], per_generator.mean())
 
 
-def test_context_weights_are_one_over_sqrt_distance_to_the_nearest_target():
-    grid = (2, 1, 8)  # (t, h, w): token t * 8 + w
-    target = torch.tensor([[0, 0], [15, 15]])  # (0, 0); (1, 7)
-    context = torch.tensor([[1, 4, 8, 12], [14, 11, 7, 0]])
-    # distances row 0: 1, 4, 1 (in t), sqrt(1 + 16); row 1: 1, 4, 1, sqrt(1 + 49)
+def test_context_weights_are_one_over_sqrt_spatial_distance_to_the_nearest_target():
+    grid = (2, 2, 8)  # (t, h, w): token t * 16 + h * 8 + w; masks are tubes, so distance is in (h, w)
+    target = torch.tensor([[0, 0], [15, 31]])  # (h, w) = (0, 0); (1, 7) in frames 0 and 1
+    context = torch.tensor([[1, 4, 16 + 1, 8 + 4], [14, 11, 16 + 7, 0]])
+    # distances row 0: 1, 4, 1 (frame 1, same place + 1), sqrt(1 + 16); row 1: 1, 4, 1, sqrt(1 + 49)
     expected = torch.tensor([[1.0, 0.5, 1.0, 17**-0.25], [1.0, 0.5, 1.0, 50**-0.25]])
     torch.testing.assert_close(context_weights(context, target, grid), expected)
 
@@ -97,8 +98,15 @@ def test_vjepa21_dense_loss_adds_the_weighted_context_error_as_it_warms_up():
         torch.testing.assert_close(
             out.loss, out.metrics["prediction_loss"] + weight * out.metrics["context_loss"]
         )
-    out.loss.backward()
-    assert all(p.grad is not None for p in dense.predictor.predictor_blocks.parameters())
+    # the context term: the predictor's outputs at the context positions against the targets there
+    h, grid = dense.targets(batch["video"]), dense.encoder.grid
+    expected = []
+    for index, (context, target) in enumerate(zip(batch["context"], batch["targets"], strict=True)):
+        z = dense.encoder(batch["video"], keep=context)
+        at_context = dense.predictor(z, context, target, index, return_context=True)[:, : context.shape[1]]
+        error = (at_context - torch.gather(h, 1, context[..., None].expand(-1, -1, 32))).abs().mean(-1)
+        expected.append((context_weights(context, target, grid) * error).mean())
+    torch.testing.assert_close(out.metrics["context_loss"], torch.stack(expected).mean())
 
 
 def test_vjepa21_deep_supervision_predicts_every_level():
@@ -107,6 +115,9 @@ def test_vjepa21_deep_supervision_predicts_every_level():
     both = method.encoder(video, levels=(1,))
     assert both.shape[-1] == 64
     torch.testing.assert_close(both[..., 32:], method.encoder(video))  # the last level is the usual output
+    x = method.encoder.patch_embed(video)
+    rope = method.encoder.rope(grid_positions(None, method.encoder.grid, x.device), x.dtype)
+    torch.testing.assert_close(both[..., :32], method.encoder.norm(method.encoder.blocks[0](x, rope)))
     h = method.targets(video, (1,))
     torch.testing.assert_close(h[..., 32:], method.targets(video))  # each level layer-normed on its own
     torch.testing.assert_close(
@@ -117,7 +128,7 @@ def test_vjepa21_deep_supervision_predicts_every_level():
     assert out.embeddings.shape == (8, 32)  # the collapse monitor watches the last level
     assert all(p.grad is not None for p in method.predictor.predictor_embed.parameters())
     assert all(p.grad is not None for p in method.encoder.blocks[0].parameters())
-    for levels in ("[2]", "[1, 1]"):  # the last block is always a target; levels are distinct
+    for levels in ("[2]", "[1, 1]", "1"):  # the last block is always a target; levels are a distinct list
         with pytest.raises(UserError, match="vjepa21.levels"):
             build_method(tiny_cfg("vjepa2_tiny", f"vjepa21.levels={levels}"))
 

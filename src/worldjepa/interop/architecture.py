@@ -133,7 +133,8 @@ class Architecture:
             return f"{name}/{kw['patch_size']} {media} encoder, {kw['embed_dim']} wide, {kw['depth']} deep, {_position(kw)}"
         name = FAMILY_NAMES[self.family]
         size = f"{kw['predictor_embed_dim']} wide, {kw['depth']} deep"
-        tail = f"for {kw['embed_dim']}-wide encoder tokens"
+        levels = kw.get("num_levels", 1)
+        tail = f"for {kw['embed_dim']}-wide encoder tokens" + (f" of {levels} levels" if levels > 1 else "")
         if self.kind == "ac_predictor":
             return f"{name} predictor, {size}, {kw['action_dim']}-D actions, {tail}"
         return f"{name} predictor, {size}, {_position(kw)}, {tail}"
@@ -230,8 +231,16 @@ def _encoder(state: Mapping[str, Tensor]) -> Architecture:
     return Architecture("encoder", kwargs | position)
 
 
-def _predictor(state: Mapping[str, Tensor]) -> Architecture:
-    width, embed_dim = state["predictor_embed.weight"].shape
+def _predictor(state: Mapping[str, Tensor], num_levels: int | None = None) -> Architecture:
+    if "predictor_embed.0.weight" in state and num_levels is None:  # V-JEPA 2.1 multi-level fusion MLP
+        raise UserError(
+            "this predictor fuses several encoder levels (V-JEPA 2.1 deep self-supervision); its weights cannot "
+            "tell the level count from the token width: pass num_levels= (its run's vjepa21.levels + 1)"
+        )
+    num_levels = num_levels or 1
+    fusion = "predictor_embed.0.weight" in state
+    width, fused = state["predictor_embed.0.weight" if fusion else "predictor_embed.weight"].shape
+    embed_dim = fused // num_levels
     depth = _count(state, "predictor_blocks")
     table = state.get("predictor_pos_embed")
     video = table is None or match_sincos(table, video=False) is None
@@ -249,7 +258,7 @@ def _predictor(state: Mapping[str, Tensor]) -> Architecture:
         "mlp_ratio": state["predictor_blocks.0.mlp.fc1.weight"].shape[0] / width,
         "qkv_bias": "predictor_blocks.0.attn.qkv.bias" in state,
         "num_mask_tokens": _count(state, "mask_tokens"),
-        "num_levels": 1,  # a V-JEPA 2.1 multi-level predictor has predictor_embed.0.weight instead
+        "num_levels": num_levels,
     }
     return Architecture("predictor", kwargs | position)
 
@@ -283,8 +292,8 @@ def infer_architecture(state_dict: Mapping[str, Tensor], **overrides: Any) -> Ar
     state = canonical_keys(state_dict)
     if "action_encoder.weight" in state:
         arch = _ac_predictor(state)
-    elif "predictor_embed.weight" in state:
-        arch = _predictor(state)
+    elif "predictor_embed.weight" in state or "predictor_embed.0.weight" in state:
+        arch = _predictor(state, overrides.get("num_levels"))
     elif "patch_embed.proj.weight" in state:
         arch = _encoder(state)
     else:

@@ -8,7 +8,7 @@ of sin-cos position embeddings): that choice lives in the encoder, not here.
 
 V-JEPA 2.1 (Mur-Labadia et al., 2026) options, off by default (`VJEPA21Config`):
 - dense predictive loss: the predictor also predicts the visible (context) tokens, each weighted by
-  lambda / sqrt(its grid distance to the nearest masked token), so context tokens stay spatially
+  lambda / sqrt(its distance to the nearest masked token in its frame), so context tokens stay spatially
   grounded instead of turning into global registers; lambda ramps up from 0 over a warm-up.
 - deep self-supervision: the outputs of intermediate encoder blocks are targets too; the predictor
   takes the context encoder's tokens of every level (fused by an MLP) and predicts every level.
@@ -45,17 +45,23 @@ class VJEPA21Config:
                 "vjepa21.context_loss_weight must be >= 0 and vjepa21.context_loss_warmup in [0, 1], got "
                 f"{self.context_loss_weight} and {self.context_loss_warmup}"
             )
-        if list(self.levels) != sorted(set(self.levels)):
+        if not isinstance(self.levels, list) or self.levels != sorted(set(self.levels)):
             raise UserError(
                 f"vjepa21.levels must be distinct block numbers in ascending order, got {self.levels}"
             )
 
 
 def context_weights(keep_context: Tensor, keep_target: Tensor, grid: Grid) -> Tensor:
-    """1 / sqrt(grid distance in (t, h, w) tokens from each context token to the nearest target token): [B, Kc]."""
-    context = token_coords(keep_context, grid[1], grid[2]).float()
-    target = token_coords(keep_target, grid[1], grid[2]).float()
-    return torch.cdist(context, target).amin(dim=-1).clamp_min(1.0).rsqrt()
+    """1 / sqrt(distance in (h, w) tokens from each context token to the nearest target position): [B, Kc].
+
+    V-JEPA's masks are tubes through all frames, so a context token's nearest masked token is in its own
+    frame: the distance is spatial. (The collator trims target lists to the batch's shortest from the
+    end, so the last frames may lack some target tokens; the spatial distance does not depend on that.)
+    """
+    context = token_coords(keep_context, grid[1], grid[2])[..., 1:].float()
+    target = token_coords(keep_target, grid[1], grid[2])[..., 1:].float()
+    distance = torch.cdist(context, target, compute_mode="donot_use_mm_for_euclid_dist")
+    return distance.amin(dim=-1).clamp_min(1.0).rsqrt()
 
 
 class VJEPA(JEPA):

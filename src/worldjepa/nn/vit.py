@@ -144,6 +144,10 @@ class VisionTransformer(nn.Module):
         levels: 1-based indices of earlier blocks whose normed outputs come first, then the last
         block's: [B, K, D * (len(levels) + 1)].
         """
+        if any(not 1 <= level < len(self.blocks) for level in levels):
+            raise UserError(
+                f"levels {list(levels)} must be blocks 1..{len(self.blocks) - 1} (the last comes anyway)"
+            )
         x, grid = self.prepare_input(x)
         x = self.patch_embed(x)  # [B, N, D]
         if self.rope is None:
