@@ -232,13 +232,13 @@ def _encoder(state: Mapping[str, Tensor]) -> Architecture:
 
 
 def _predictor(state: Mapping[str, Tensor], num_levels: int | None = None) -> Architecture:
-    if "predictor_embed.0.weight" in state and num_levels is None:  # V-JEPA 2.1 multi-level fusion MLP
+    fusion = "predictor_embed.0.weight" in state  # V-JEPA 2.1's multi-level fusion MLP
+    if fusion and num_levels is None:
         raise UserError(
             "this predictor fuses several encoder levels (V-JEPA 2.1 deep self-supervision); its weights cannot "
             "tell the level count from the token width: pass num_levels= (its run's vjepa21.levels + 1)"
         )
     num_levels = num_levels or 1
-    fusion = "predictor_embed.0.weight" in state
     width, fused = state["predictor_embed.0.weight" if fusion else "predictor_embed.weight"].shape
     embed_dim = fused // num_levels
     depth = _count(state, "predictor_blocks")

@@ -77,12 +77,7 @@ class VJEPA(JEPA):
     ):
         super().__init__(encoder, predictor, ema, regularizer)
         self.options = options or VJEPA21Config()
-        depth = len(encoder.blocks)
-        if any(not 1 <= level < depth for level in self.options.levels):
-            raise UserError(
-                f"vjepa21.levels {self.options.levels} must be blocks 1..{depth - 1} of the {depth}-block "
-                "encoder (the last block is always a target)"
-            )
+        encoder.check_levels(self.options.levels, "vjepa21.levels")
         self.levels = tuple(self.options.levels)
         self.dense = self.options.context_loss_weight > 0
         if self.dense:  # the warm-up's clock, saved in checkpoints so a resumed run continues it
@@ -97,7 +92,7 @@ class VJEPA(JEPA):
     def forward(self, batch: dict) -> StepOutput:
         video = batch["video"]
         h = self.targets(video, self.levels)  # [B, N, D * levels]
-        grid = self.encoder.prepare_input(video)[1]
+        grid = self.encoder.prepare_input(video)[1] if self.dense else None
         width = h.shape[-1] // (len(self.levels) + 1)
         losses, context_losses, contexts = [], [], []
         for index, (context, target) in enumerate(zip(batch["context"], batch["targets"], strict=True)):

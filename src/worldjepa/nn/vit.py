@@ -138,16 +138,22 @@ class VisionTransformer(nn.Module):
         frames = x.shape[2] if self.video else 1
         return x, token_grid(tuple(x.shape[-2:]), self.patch_size, frames, self.tubelet_size)
 
+    def check_levels(self, levels: Sequence[int], name: str = "levels") -> None:
+        """Intermediate levels must be earlier blocks, 1..depth-1: the last block's output always comes."""
+        depth = len(self.blocks)
+        if any(not 1 <= level < depth for level in levels):
+            raise UserError(
+                f"{name} {list(levels)} must be blocks 1..{depth - 1} of the {depth}-block encoder "
+                "(the last block always comes)"
+            )
+
     def forward(self, x: Tensor, keep: Tensor | None = None, levels: Sequence[int] = ()) -> Tensor:
         """x [B, C, H, W] or [B, C, T, H, W]; keep [B, K] int64 token indices -> [B, K (or N), D].
 
         levels: 1-based indices of earlier blocks whose normed outputs come first, then the last
         block's: [B, K, D * (len(levels) + 1)].
         """
-        if any(not 1 <= level < len(self.blocks) for level in levels):
-            raise UserError(
-                f"levels {list(levels)} must be blocks 1..{len(self.blocks) - 1} (the last comes anyway)"
-            )
+        self.check_levels(levels)
         x, grid = self.prepare_input(x)
         x = self.patch_embed(x)  # [B, N, D]
         if self.rope is None:
