@@ -3,7 +3,7 @@
 # the tiny and paper-scale presets in fp32 / bf16, and the whole main job (collect -> stage 1 ->
 # stage 2 -> closed-loop planning) with --device cuda. Writes logs to ${OUT:-runs/gpu_check}.
 #
-#   WORLDJEPA_ORACLE_DIR=../shared/oracle bash benchmarks/gpu_check.sh [parity] [throughput] [main]
+#   bash benchmarks/gpu_check.sh [parity] [throughput] [main]
 set -euo pipefail
 out=${OUT:-runs/gpu_check}
 run=runs/gpu_check

@@ -2,56 +2,15 @@
 
 import pytest
 
-from worldjepa.config import apply_overrides, load_preset
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.demo import run_demo
 from worldjepa.errors import UserError
 from worldjepa.evaluate import check_unseen_seeds
 
-TINY = [
-    "env.image_size=32",
-    "collect.episodes=4",
-    "collect.workers=0",
-    "world_model.tokens_per_frame=1",
-    "world_model.predictor_embed_dim=16",
-    "world_model.depth=1",
-    "world_model.num_heads=2",
-    "world_model.cache_precision=fp32",
-    "world_model.train.total_steps=3",
-    "world_model.train.batch_size=8",
-    "world_model.train.tensorboard=false",
-    "world_model.train.progress_bar=false",
-    "world_model.proprio_fit.steps=20",
-    "world_model.proprio_fit.hidden_dim=16",
-    "planner.samples=8",
-    "planner.top_k=2",
-    "planner.iterations=1",
-    "planner.horizon=2",
-    "evaluate.episodes=2",
-    "evaluate.gif_episodes=1",
-    "evaluate.baselines=[random]",
-]
-TINY_ENCODER = [
-    "data.image_size=32",
-    "data.num_frames=4",
-    "model.embed_dim=32",
-    "model.depth=1",
-    "model.num_heads=2",
-    "model.predictor_embed_dim=16",
-    "model.predictor_depth=1",
-    "model.predictor_num_heads=2",
-    "train.batch_size=8",
-    "train.total_steps=2",
-    "train.num_workers=0",
-    "train.tensorboard=false",
-    "train.progress_bar=false",
-]
-
 
 @pytest.mark.slow
-def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path):
-    cfg = apply_overrides(load_preset("wm_arm_reach"), TINY)
-    cfg["encoder"]["overrides"] = TINY_ENCODER
+def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path, tiny_world_model_cfg):
+    cfg = tiny_world_model_cfg
     table = run_demo(cfg, tmp_path)
     assert "world model" in table and "random" in table
     for path in (

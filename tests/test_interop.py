@@ -6,12 +6,13 @@ official scripts save them and loaded through the public API with no model confi
 shape tells is passed (num_heads of these tiny sizes; img_size of the RoPE predictors).
 """
 
+import re
 import sys
 
 import pytest
 import torch
 
-from oracle_utils import load_oracle
+from oracle_utils import cases, encoder_description, load_oracle, side, token_grid
 from worldjepa.errors import UserError
 from worldjepa.interop import (
     architecture_of,
@@ -31,7 +32,7 @@ from worldjepa.interop import (
 from worldjepa.interop.hf import require_transformers
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.pos_embed import sincos_table
-from worldjepa.nn.predictor import repeat_for_targets
+from worldjepa.nn.predictor import MaskedPredictor, repeat_for_targets
 from worldjepa.nn.vit import VisionTransformer
 
 ATOL = 1e-5
@@ -72,19 +73,17 @@ def test_ijepa_official_inferred(official):
     encoder = load_official(path, "target_encoder", num_heads=enc_cfg["num_heads"])
     predictor = load_official(path, "predictor", num_heads=pred_cfg["num_heads"])
     assert_inferred(encoder, enc_cfg, ("patch_size", "embed_dim", "depth", "mlp_ratio"))
-    assert architecture_of(encoder).kwargs["img_size"] == [32, 32]  # from the sin-cos table
-    assert describe(encoder.state_dict()) == "ViT/8 image encoder, 64 wide, 2 deep, 2D sin-cos"
+    assert architecture_of(encoder).kwargs["img_size"] == [side(enc_cfg)] * 2  # from the sin-cos table
+    assert re.fullmatch(encoder_description(enc_cfg, "2D sin-cos"), describe(encoder.state_dict()))
     inputs = oracle["inputs"]
     with torch.no_grad():
         check(oracle, "enc_full", encoder(inputs["enc_full"]["img"]))
         case = inputs["enc_masked"]
         check(oracle, "enc_masked", encoder(case["img"], keep=case["masks_enc"][0]))
-        case = inputs["pred"]
-        check(
-            oracle,
-            "pred",
-            predictor(*repeat_for_targets(case["x"], case["masks_enc"][0], case["masks_pred"])),
-        )
+        for name in cases(oracle, "pred"):
+            case = inputs[name]
+            args = repeat_for_targets(case["x"], case["masks_enc"][0], case["masks_pred"])
+            check(oracle, name, predictor(*args))
 
 
 def test_vjepa_official_inferred(official):
@@ -99,7 +98,7 @@ def test_vjepa_official_inferred(official):
         check(oracle, "enc_full", encoder(inputs["enc_full"]["video"]))
         case = inputs["enc_masked"]
         check(oracle, "enc_masked", encoder(case["video"], keep=case["masks_x"]))
-        for name in ("pred_mi0", "pred_mi1"):
+        for name in cases(oracle, "pred"):
             case = inputs[name]
             check(
                 oracle,
@@ -120,19 +119,21 @@ def vjepa2_models(official):
 def test_vjepa2_official_inferred(official):
     oracle, encoder, predictor = vjepa2_models(official)
     _, path = official["vjepa2_pretrain"]
-    default_size = load_official(path, num_heads=4)  # the encoder reads its grid from the input
+    num_heads = oracle["config"]["encoder"]["num_heads"]
+    default_size = load_official(path, num_heads=num_heads)  # the encoder reads its grid from the input
     with torch.no_grad():
         check(oracle, "enc_full", default_size(oracle["inputs"]["enc_full"]["video"]))
     assert (
         encoder.rope is not None and encoder.rope.compat and predictor.rope.compat
     )  # RoPE, compat by default
-    assert describe(encoder.state_dict()) == "ViT/16 video encoder, 96 wide, 2 deep, RoPE"
+    description = encoder_description(oracle["config"]["encoder"], "RoPE")
+    assert re.fullmatch(description, describe(encoder.state_dict()))
     inputs = oracle["inputs"]
     with torch.no_grad():
         check(oracle, "enc_full", encoder(inputs["enc_full"]["video"]))
         case = inputs["enc_masked"]
         check(oracle, "enc_masked", encoder(case["video"], keep=case["masks_x"]))
-        for name in ("pred_mi0", "pred_mi1"):
+        for name in cases(oracle, "pred"):
             case = inputs[name]
             check(oracle, name, predictor(case["x"], case["masks_x"], case["masks_y"], case["mask_index"]))
 
@@ -141,15 +142,17 @@ def test_vjepa2_checkpoint_carrying_an_unused_pos_embed(official, tmp_path):
     """Some RoPE checkpoints still carry a pos_embed: a non-sin-cos one reads as RoPE and is dropped; a real
     sin-cos one would read as sin-cos, which `pos_embed="rope"` overrides."""
     oracle, path = official["vjepa2_pretrain"]
+    config = oracle["config"]["encoder"]
     video = oracle["inputs"]["enc_full"]["video"]
+    tokens, width = oracle["outputs"]["enc_full"].shape[1:]
     for table, hint in [
-        (torch.zeros(1, 32, 96), {}),
-        (sincos_table(96, (2, 4, 4), True)[None].float(), {"pos_embed": "rope"}),
+        (torch.zeros(1, tokens, width), {}),
+        (sincos_table(width, token_grid(config), True)[None].float(), {"pos_embed": "rope"}),
     ]:
         checkpoint = dict(oracle["state_dict_official"])
         checkpoint["target_encoder"] = {**checkpoint["target_encoder"], "module.backbone.pos_embed": table}
         torch.save(checkpoint, tmp_path / "vjepa2.pt")
-        encoder = load_official(tmp_path / "vjepa2.pt", num_heads=4, **hint)
+        encoder = load_official(tmp_path / "vjepa2.pt", num_heads=config["num_heads"], **hint)
         assert encoder.rope is not None
         with torch.no_grad():
             check(oracle, "enc_full", encoder(video))
@@ -159,7 +162,7 @@ def test_vjepa2_ac_official_inferred(official):
     oracle, path = official["vjepa2_ac_predictor"]
     cfg = oracle["config"]
     model = load_official(
-        path, "predictor", expect="ac_predictor", num_heads=cfg["num_heads"], img_size=cfg["img_size"]
+        path, "predictor", expect="ac_predictor", num_heads=cfg["num_heads"], img_size=side(cfg)
     )
     assert isinstance(model, ActionConditionedPredictor) and model.rope.compat
     assert architecture_of(model).kwargs["action_dim"] == cfg["action_embed_dim"]
@@ -198,10 +201,13 @@ def test_released_sizes_infer_heads_from_the_table():
             assert arch.kwargs["img_size"] == [224, 224] and arch.kwargs["num_frames"] == 16
 
 
-def test_unknown_size_needs_num_heads(official):
-    _, path = official["ijepa"]
+def test_unknown_size_needs_num_heads(tmp_path):
+    """32 wide: no released size and not a multiple of the official head width (64)."""
+    predictor = MaskedPredictor(64, 32, 2, 4, img_size=32, patch_size=8)
+    state = {"module." + key: value for key, value in predictor.state_dict().items()}
+    torch.save({"predictor": state}, tmp_path / "ijepa.pth.tar")
     with pytest.raises(UserError, match="pass num_heads="):
-        load_official(path, "predictor")  # 32 wide: no released size, not a multiple of 64
+        load_official(tmp_path / "ijepa.pth.tar", "predictor")
 
 
 # ---------------------------------------------------------------- safe loading
@@ -231,20 +237,32 @@ def test_malicious_pickle_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- wrong family / size
 def test_wrong_family_is_descriptive(official):
-    _, path = official["ijepa"]
+    oracle, path = official["ijepa"]
+    pred = oracle["config"]["predictor"]
+    size = f"{pred['predictor_embed_dim']} wide, {pred['depth']} deep"
     with pytest.raises(
-        UserError,
-        match=r"holds an I-JEPA predictor, 32 wide, 2 deep.*but a V-JEPA 2-AC predictor was expected",
+        UserError, match=rf"holds an I-JEPA predictor, {size}.*but a V-JEPA 2-AC predictor was expected"
     ):
-        load_official(path, "predictor", expect="ac_predictor")
+        load_official(path, "predictor", expect="ac_predictor", num_heads=pred["num_heads"])
 
 
 def test_wrong_size_is_descriptive(official, tmp_path):
     oracle, _ = official["ijepa"]
-    small = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4)
-    expected = r"holds a ViT/8 image encoder, 64 wide, 2 deep, 2D sin-cos but a ViT/8 image encoder, 32 wide"
+    cfg = oracle["config"]["encoder"]
+    small = VisionTransformer(
+        img_size=side(cfg),
+        patch_size=cfg["patch_size"],
+        embed_dim=cfg["embed_dim"] // 2,
+        depth=2,
+        num_heads=4,
+    )
+    expected = (
+        f"holds an? {encoder_description(cfg, '2D sin-cos')} "
+        f"but a ViT/{cfg['patch_size']} image encoder, {cfg['embed_dim'] // 2} wide"
+    )
     with pytest.raises(UserError, match=expected):
         load_official_state(small, oracle["state_dict_official"]["target_encoder"])
+    small = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4)
     # a folder whose config does not fit its weights
     save_modules(tmp_path / "m", {"encoder": small})
     (tmp_path / "m" / "config.json").write_text(
@@ -268,11 +286,11 @@ def test_folder_round_trip_fp32_and_bf16(official, tmp_path):
     loaded = load_modules(tmp_path / "fp32")
     config = read_config(tmp_path / "fp32")
     assert config["dtype"] == "fp32" and config["modules"]["encoder"]["family"] == "vjepa2"
-    case = oracle["inputs"]["pred_mi1"]  # partial masks: 20 context, 12 target tokens
+    case = oracle["inputs"][cases(oracle, "pred")[-1]]  # partial masks: context and target tokens
     video = oracle["inputs"]["enc_full"]["video"]
     with torch.no_grad():
         assert torch.equal(loaded["encoder"](video), encoder(video))
-        args = case["x"], case["masks_x"], case["masks_y"], 1
+        args = case["x"], case["masks_x"], case["masks_y"], case["mask_index"]
         assert torch.equal(loaded["predictor"](*args), predictor(*args))
         assert loaded["predictor"].rope.compat
         save_modules(tmp_path / "bf16", {"encoder": encoder}, dtype="bf16")
@@ -287,8 +305,6 @@ def test_folder_round_trip_fp32_and_bf16(official, tmp_path):
 
 
 def test_multi_level_predictor_round_trips_and_names_its_level_count(tmp_path):
-    from worldjepa.nn.predictor import MaskedPredictor
-
     torch.manual_seed(0)
     predictor = MaskedPredictor(32, 16, 1, 2, img_size=16, patch_size=8, num_frames=4, num_levels=3)
     save_modules(tmp_path / "m", {"predictor": predictor})
@@ -314,7 +330,8 @@ def test_hf_round_trip_vjepa2_matches_the_oracle(official):
     oracle, encoder, predictor = vjepa2_models(official)
     hf = to_hf({"encoder": encoder, "predictor": predictor})
     inputs = oracle["inputs"]
-    case = inputs["pred_mi1"]  # Hugging Face's forward uses mask token 1
+    name = next(name for name in cases(oracle, "pred") if inputs[name]["mask_index"] == 1)
+    case = inputs[name]  # Hugging Face's forward uses mask token 1
     video = inputs["enc_full"]["video"]
     with torch.no_grad():
         out = hf(
@@ -324,9 +341,12 @@ def test_hf_round_trip_vjepa2_matches_the_oracle(official):
         )
         check(oracle, "enc_full", out.last_hidden_state)
         # HF's predictor gathers its context from full-length tokens: place the oracle's context there
-        tokens = torch.zeros(2, 32, 96).scatter(1, case["masks_x"][..., None].expand(-1, -1, 96), case["x"])
+        width = case["x"].shape[-1]
+        tokens = torch.zeros(oracle["outputs"]["enc_full"].shape).scatter(
+            1, case["masks_x"][..., None].expand(-1, -1, width), case["x"]
+        )
         hf_pred = hf.predictor(tokens, [case["masks_x"]], [case["masks_y"]]).last_hidden_state
-        check(oracle, "pred_mi1", hf_pred)
+        check(oracle, name, hf_pred)
         back = from_hf(hf)
         assert torch.equal(back["encoder"](video), encoder(video))
         args = case["x"], case["masks_x"], case["masks_y"], 1
@@ -336,7 +356,7 @@ def test_hf_round_trip_vjepa2_matches_the_oracle(official):
 def test_hf_round_trip_ijepa(official):
     pytest.importorskip("transformers")
     oracle, path = official["ijepa"]
-    encoder = load_official(path, num_heads=4)
+    encoder = load_official(path, num_heads=oracle["config"]["encoder"]["num_heads"])
     hf = to_hf({"encoder": encoder})
     img = oracle["inputs"]["enc_full"]["img"]
     with torch.no_grad():
@@ -364,7 +384,7 @@ def test_missing_transformers_is_a_user_error(monkeypatch):
 def test_convert_official_hf_worldjepa(official, tmp_path):
     pytest.importorskip("transformers")
     oracle, path = official["vjepa2_pretrain"]
-    hints = {"num_heads": 4, "img_size": 64, "num_frames": 4}
+    hints = {key: oracle["config"]["encoder"][key] for key in ("num_heads", "img_size", "num_frames")}
     overrides = {"target_encoder": hints, "predictor": hints}
     both = "target_encoder+predictor"
     hf_dir = convert(path, tmp_path / "hf", "official", "hf", both, overrides=overrides)
@@ -376,7 +396,7 @@ def test_convert_official_hf_worldjepa(official, tmp_path):
     with torch.no_grad():
         check(oracle, "enc_full", load_hf(back_dir)["encoder"](inputs["enc_full"]["video"]))
         check(oracle, "enc_full", load_modules(direct_dir)["encoder"](inputs["enc_full"]["video"]))
-        for name in ("pred_mi0", "pred_mi1"):
+        for name in cases(oracle, "pred"):
             case = inputs[name]
             check(
                 oracle,
@@ -390,6 +410,7 @@ def test_convert_official_hf_worldjepa(official, tmp_path):
 
 def test_convert_bf16_and_ac_predictor(official, tmp_path):
     oracle, path = official["vjepa2_ac_predictor"]
+    cfg = oracle["config"]
     out = convert(
         path,
         tmp_path / "ac",
@@ -397,13 +418,14 @@ def test_convert_bf16_and_ac_predictor(official, tmp_path):
         "worldjepa",
         "predictor",
         "bf16",
-        {"predictor": {"num_heads": 4, "img_size": 64}},
+        {"predictor": {"num_heads": cfg["num_heads"], "img_size": side(cfg)}},
     )
     model = load_modules(out, dtype="fp32", expect={"predictor": "ac_predictor"})["predictor"]
-    case = oracle["inputs"]["T3"]
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(case["x"], case["actions"], case["states"]), oracle["outputs"]["T3"], atol=0.05, rtol=0
-        )
+        for name in cases(oracle):
+            case = oracle["inputs"][name]
+            torch.testing.assert_close(
+                model(case["x"], case["actions"], case["states"]), oracle["outputs"][name], atol=0.05, rtol=0
+            )
     with pytest.raises(UserError, match="holds no encoder"):
         convert(out, tmp_path / "hf", "worldjepa", "hf", "encoder")

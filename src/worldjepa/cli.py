@@ -77,12 +77,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from worldjepa.demo import SHIPPED_MODEL, run_demo
+    from worldjepa.demo import SHIPPED_MODELS, run_demo
 
     cfg = _world_model_config(args)
-    model = args.model or (None if args.train or not SHIPPED_MODEL.is_dir() else SHIPPED_MODEL)
+    shipped = SHIPPED_MODELS.get(args.config)
+    model = args.model or (None if args.train or shipped is None or not shipped.is_dir() else shipped)
     if model is not None:
         print(f"planning with the world model in {model} (train one from scratch with --train)")
+    elif not args.train:
+        print(f"no world model is shipped for {args.config}: training every stage")
     print(run_demo(cfg, Path(args.run_dir), model))
 
 

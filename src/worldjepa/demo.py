@@ -24,8 +24,9 @@ from worldjepa.evaluate import format_table, run_evaluate
 from worldjepa.posttrain import WORLD_MODEL_DIR, run_posttrain
 from worldjepa.pretrain import run_pretrain
 
-#: The world model shipped with the repository, produced by `worldjepa demo --train` (see its README).
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "arm_reach"
+#: World models shipped with the repository, by the preset that made them with `worldjepa demo --train`
+#: (see checkpoints/README.md); a preset without one trains every stage.
+SHIPPED_MODELS = {"wm_arm_reach": Path(__file__).resolve().parents[2] / "checkpoints" / "arm_reach"}
 
 
 def stage1_config(cfg: dict[str, Any], data_dir: Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead
 from worldjepa.probe import load_pretrained_encoder
 from worldjepa.train import distributed
+from worldjepa.train.rng import seed_everything
 from worldjepa.train.trainer import TrainConfig, Trainer
 
 WORLD_MODEL_DIR = "world_model"
@@ -81,6 +82,7 @@ def run_posttrain(
             f"no clip of {cfg['context_length'] + 1} frames in {trajectories}; collect longer episodes"
         )
     meta = read_meta(trajectories)
+    seed_everything(train_cfg.seed)  # the weights' initialisation is part of what the seed fixes
     action_dim = meta["action_dim"] * cfg["frame_skip"]
     predictor = ActionConditionedPredictor(
         embed_dim=encoder.norm.normalized_shape[0],

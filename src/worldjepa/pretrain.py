@@ -28,6 +28,7 @@ from worldjepa.methods.vjepa import VJEPA, VJEPA21Config
 from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.train import distributed
+from worldjepa.train.rng import seed_everything
 from worldjepa.train.trainer import TrainConfig, Trainer
 
 METHODS = ("ijepa", "vjepa")
@@ -147,6 +148,7 @@ def run_pretrain(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, float]:
     """Train the preset's method in `run_dir`; returns the final logged metrics."""
     run_dir = Path(run_dir)
     train_cfg = build(TrainConfig, cfg["train"], "train")
+    seed_everything(train_cfg.seed)  # the weights' initialisation is part of what the seed fixes
     method = build_method(cfg)
     dataset = build_dataset(cfg["data"], is_video(cfg), train=True)
     collator = build_mask_collator(cfg, method.encoder)
