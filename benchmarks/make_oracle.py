@@ -83,7 +83,7 @@ IJEPA = {
         "init_std": 0.02,
     },
 }
-IJEPA_MASKS = {"context": 14, "targets": 3, "target_size": 5}
+IJEPA_MASKS = {"context": 14, "targets": 3, "target_size": 5}  # of 6·6 = 36 tokens
 
 VJEPA1_GEOMETRY = {"img_size": 40, "patch_size": 8, "num_frames": 6, "tubelet_size": 2}
 VJEPA1 = {
@@ -124,7 +124,6 @@ VJEPA1_CONTEXT = 44  # of 3·5·5 = 75 tokens; the other 31 are targets
 VJEPA1_TABLES = [(80, 5, 3, True), (40, 5, 3, True), (48, 3, 4, False)]
 
 VJEPA2_GEOMETRY = {"img_size": 48, "patch_size": 8, "num_frames": 6, "tubelet_size": 2}
-VJEPA2_VARIANT = {"use_rope": True, "uniform_power": True, "use_silu": False, "wide_silu": True}
 VJEPA2 = {
     "encoder": {
         "cls": f"{VIT}.VisionTransformer",
@@ -158,7 +157,10 @@ VJEPA2 = {
         "use_mask_tokens": True,
         "num_mask_tokens": 3,
         "zero_init_mask_tokens": True,
-        **VJEPA2_VARIANT,
+        "use_rope": True,
+        "uniform_power": True,
+        "use_silu": False,
+        "wide_silu": True,
         "use_activation_checkpointing": False,
         "return_all_tokens": False,
         "chop_last_n_tokens": 0,
@@ -275,7 +277,10 @@ def perturb(model: nn.Module) -> nn.Module:
         for module in model.modules():
             if isinstance(module, nn.LayerNorm):
                 module.weight.copy_(1 + 0.1 * torch.randn_like(module.weight))
-            if isinstance(module, nn.LayerNorm | nn.Linear | nn.Conv2d | nn.Conv3d) and module.bias is not None:
+            if (
+                isinstance(module, nn.LayerNorm | nn.Linear | nn.Conv2d | nn.Conv3d)
+                and module.bias is not None
+            ):
                 module.bias.copy_(0.02 * torch.randn_like(module.bias))
         for name, param in model.named_parameters():
             if name.split(".")[0] in {"mask_token", "mask_tokens"}:
@@ -387,8 +392,10 @@ def make_ijepa(batch: int) -> tuple[Oracle, dict[str, Any], str]:
     oracle.case("enc_full", "encoder(img)", enc_hooks, img=img)
     context, rest = split_tokens(batch, tokens, IJEPA_MASKS["context"])
     x = oracle.case("enc_masked", "encoder(img, masks=masks_enc)", enc_hooks, img=img, masks_enc=[context])
-    picks = [split_tokens(batch, rest.shape[1], IJEPA_MASKS["target_size"])[0] for _ in range(IJEPA_MASKS["targets"])]
-    targets = [rest.gather(1, pick) for pick in picks]
+    size = IJEPA_MASKS["target_size"]
+    targets = [
+        rest.gather(1, split_tokens(batch, rest.shape[1], size)[0]) for _ in range(IJEPA_MASKS["targets"])
+    ]
     call = "predictor(x, masks_enc, masks_pred)"
     oracle.case("pred", call, pred_hooks, x=x, masks_enc=[context], masks_pred=targets)
     notes = (
@@ -439,7 +446,9 @@ def make_vjepa1(batch: int) -> tuple[Oracle, dict[str, Any], str]:
 
 
 def make_vjepa2(batch: int) -> tuple[Oracle, dict[str, Any], str]:
-    oracle = make_video(VJEPA2, VJEPA2_CONTEXT, batch, "predictor(x, masks_x, masks_y, mask_index=mask_index)")
+    oracle = make_video(
+        VJEPA2, VJEPA2_CONTEXT, batch, "predictor(x, masks_x, masks_y, mask_index=mask_index)"
+    )
     enc = VJEPA2["encoder"]
     grid = enc["img_size"] // enc["patch_size"]
     notes = (
@@ -469,14 +478,16 @@ def rope_unit(batch: int) -> dict[str, torch.Tensor]:
 
 def make_ac(batch: int) -> tuple[Oracle, dict[str, Any], str]:
     oracle = Oracle({"predictor": perturb(build(AC))})
-    per_frame, dim_a = tokens_of({**AC, "num_frames": 1, "tubelet_size": 1}), AC["action_embed_dim"]
+    per_frame, dim_a = (AC["img_size"] // AC["patch_size"]) ** 2, AC["action_embed_dim"]
     hooks = hook_names(False, AC["depth"], "state_encoder", "action_encoder")
     for steps in AC_STEPS:
         x = torch.randn(batch, steps * per_frame, AC["embed_dim"])
         actions, states = torch.randn(batch, steps, dim_a), torch.randn(batch, steps, dim_a)
         oracle.case(f"T{steps}", "predictor(x, actions, states)", hooks, x=x, actions=actions, states=states)
     mask = resolve("src.models.utils.modules.build_action_block_causal_attention_mask")
-    aux: dict[str, Any] = {f"attn_mask_built_T{t}_H{h}_W{w}_add{k}": mask(t, h, w, k) for t, h, w, k in AC_MASKS}
+    aux: dict[str, Any] = {
+        f"attn_mask_built_T{t}_H{h}_W{w}_add{k}": mask(t, h, w, k) for t, h, w, k in AC_MASKS
+    }
     aux["rope_unit"] = rope_unit(batch)
     notes = (
         f"T = number of time steps (frames), each with H*W={per_frame} tokens. num_frames={AC['num_frames']} "
@@ -517,14 +528,11 @@ FAMILIES = [
 ]
 
 
-def write(family: Family, repo: Path, out: Path, seed: int, batch: int) -> None:
-    with official_src(repo):
-        torch.manual_seed(seed)
-        oracle, aux, notes = family.make(batch)
-    meta = {
+def meta_of(family: Family, repo: Path, seed: int, oracle: Oracle, notes: str) -> dict[str, Any]:
+    return {
         "source_repo": f"facebookresearch/{family.repo}",
         "source_commit": commit_of(repo, family.repo),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "dtype": "float32 (outputs), float64 (outputs_f64: same weights/inputs cast to float64)",
         "sdpa": "every F.scaled_dot_product_attention call forced to SDPBackend.MATH",
         "seed": seed,
@@ -533,6 +541,14 @@ def write(family: Family, repo: Path, out: Path, seed: int, batch: int) -> None:
         "notes": notes,
         "generator": "benchmarks/make_oracle.py (worldjepa)",
     }
+
+
+def write(family: Family, repo: Path, out: Path, seed: int, batch: int) -> None:
+    """Make one family's file under `out`: X.pt with the tensors, X.json with their shapes."""
+    with official_src(repo):
+        torch.manual_seed(seed)
+        oracle, aux, notes = family.make(batch)
+    meta = meta_of(family, repo, seed, oracle, notes)
     state = oracle.checkpoint(family.prefix)
     torch.save(
         {
@@ -553,7 +569,9 @@ def write(family: Family, repo: Path, out: Path, seed: int, batch: int) -> None:
         "meta": meta,
         "config": family.config,
         "state_dict_official_keys": keys,
-        **describe({"inputs": oracle.inputs, "outputs": oracle.outputs, "intermediates": oracle.intermediates}),
+        **describe(
+            {"inputs": oracle.inputs, "outputs": oracle.outputs, "intermediates": oracle.intermediates}
+        ),
         "aux": describe(aux),
     }
     (out / f"{family.name}.json").write_text(json.dumps(summary, indent=1) + "\n")

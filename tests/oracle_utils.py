@@ -136,5 +136,6 @@ def ac_predictor_module(oracle: dict) -> ActionConditionedPredictor:
         qkv_bias=cfg["qkv_bias"],
         action_dim=cfg["action_embed_dim"],
         state_dim=cfg["action_embed_dim"],
+        extrinsics_dim=cfg["action_embed_dim"] - 1,  # the official constructor's choice
         rope_compat=True,
     )

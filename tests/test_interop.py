@@ -107,12 +107,24 @@ def test_vjepa_official_inferred(official):
             )
 
 
+def rope_hints(oracle: dict) -> dict[str, dict]:
+    """What RoPE weights do not show, per part: heads, and the predictors' default grid (clip size, patch)."""
+    config = oracle["config"]
+    sizes = ("img_size", "patch_size", "num_frames")
+    if "encoder" not in config:  # the AC predictor's file holds the predictor's config only
+        return {"predictor": {key: config[key] for key in ("num_heads", "img_size", "patch_size")}}
+    return {
+        "target_encoder": {key: config["encoder"][key] for key in ("num_heads", *sizes)},
+        "predictor": {"num_heads": config["predictor"]["num_heads"]}
+        | {key: config["encoder"][key] for key in sizes},
+    }
+
+
 def vjepa2_models(official):
-    """RoPE weights carry no input size: pass the clip size (the predictor's default grid, HF's crop_size)."""
     oracle, path = official["vjepa2_pretrain"]
-    hints = {key: oracle["config"]["encoder"][key] for key in ("num_heads", "img_size", "num_frames")}
-    encoder = load_official(path, "target_encoder", **hints)
-    predictor = load_official(path, "predictor", **hints)
+    hints = rope_hints(oracle)
+    encoder = load_official(path, "target_encoder", **hints["target_encoder"])
+    predictor = load_official(path, "predictor", **hints["predictor"])
     return oracle, encoder, predictor
 
 
@@ -161,9 +173,7 @@ def test_vjepa2_checkpoint_carrying_an_unused_pos_embed(official, tmp_path):
 def test_vjepa2_ac_official_inferred(official):
     oracle, path = official["vjepa2_ac_predictor"]
     cfg = oracle["config"]
-    model = load_official(
-        path, "predictor", expect="ac_predictor", num_heads=cfg["num_heads"], img_size=side(cfg)
-    )
+    model = load_official(path, "predictor", expect="ac_predictor", **rope_hints(oracle)["predictor"])
     assert isinstance(model, ActionConditionedPredictor) and model.rope.compat
     assert architecture_of(model).kwargs["action_dim"] == cfg["action_embed_dim"]
     with torch.no_grad():
@@ -384,8 +394,7 @@ def test_missing_transformers_is_a_user_error(monkeypatch):
 def test_convert_official_hf_worldjepa(official, tmp_path):
     pytest.importorskip("transformers")
     oracle, path = official["vjepa2_pretrain"]
-    hints = {key: oracle["config"]["encoder"][key] for key in ("num_heads", "img_size", "num_frames")}
-    overrides = {"target_encoder": hints, "predictor": hints}
+    overrides = rope_hints(oracle)
     both = "target_encoder+predictor"
     hf_dir = convert(path, tmp_path / "hf", "official", "hf", both, overrides=overrides)
     ours_dir = convert(hf_dir, tmp_path / "ours", "hf", "worldjepa", both)
@@ -410,7 +419,6 @@ def test_convert_official_hf_worldjepa(official, tmp_path):
 
 def test_convert_bf16_and_ac_predictor(official, tmp_path):
     oracle, path = official["vjepa2_ac_predictor"]
-    cfg = oracle["config"]
     out = convert(
         path,
         tmp_path / "ac",
@@ -418,7 +426,7 @@ def test_convert_bf16_and_ac_predictor(official, tmp_path):
         "worldjepa",
         "predictor",
         "bf16",
-        {"predictor": {"num_heads": cfg["num_heads"], "img_size": side(cfg)}},
+        rope_hints(oracle),
     )
     model = load_modules(out, dtype="fp32", expect={"predictor": "ac_predictor"})["predictor"]
     with torch.no_grad():
