@@ -26,7 +26,7 @@ from worldjepa.nn.ac_rollout import rollout
 from worldjepa.nn.proprio_head import ProprioHead
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning import Latent
-from worldjepa.world_model import ACWorldModel
+from worldjepa.planning.ac_world_model import ACWorldModel
 
 DIM, DIM_A = 192, 7
 

@@ -1,4 +1,4 @@
-"""Data-collection throughput: frames per second written to disk by `worldjepa.data.collect.collect`.
+"""Data-collection throughput: frames per second written to disk by `worldjepa.stages.collect.collect`.
 
 Target (2-core CPU): 100k Two Rooms frames in at most 3 minutes with 2 workers, i.e. >= 556 frames/s,
 start-up of the worker processes included.
@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from worldjepa.data.collect import collect, make_env
+from worldjepa.envs import make_env
+from worldjepa.stages.collect import collect
 
 TARGET_SECONDS_PER_100K = 180.0
 

@@ -13,9 +13,9 @@ import shutil
 import time
 from pathlib import Path
 
-from worldjepa.config import apply_overrides, load_preset
-from worldjepa.pretrain import run_pretrain
-from worldjepa.probe import run_probe
+from worldjepa.presets import PretrainPreset, load_config
+from worldjepa.stages.pretrain import run_pretrain
+from worldjepa.stages.probe import run_probe
 
 
 def main() -> None:
@@ -26,16 +26,15 @@ def main() -> None:
     args = parser.parse_args()
     run_dir = Path(args.run_dir or f"runs/bench_{args.preset}")
     shutil.rmtree(run_dir, ignore_errors=True)
-    cfg = apply_overrides(load_preset(args.preset), args.overrides)
+    cfg = load_config(args.preset, args.overrides, PretrainPreset)
     tic = time.perf_counter()
     run_pretrain(cfg, run_dir)
     pretrain_s = time.perf_counter() - tic
     tic = time.perf_counter()
     result = run_probe(run_dir)
     probe_s = time.perf_counter() - tic
-    probe = cfg["probe"]
     print(f"\n{args.preset}: pretraining {pretrain_s / 60:.1f} min, probe {probe_s / 60:.1f} min "
-          f"({probe['kind']} probe, {probe['task']}, {cfg['data']['dataset']} test split)")  # fmt: skip
+          f"({cfg.probe.kind} probe, {cfg.probe.task}, {cfg.data.dataset} test split)")  # fmt: skip
     print(result.table())
 
 

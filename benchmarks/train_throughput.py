@@ -15,8 +15,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from worldjepa.config import apply_overrides, load_preset
-from worldjepa.pretrain import build_dataset, build_mask_collator, build_method, is_video
+from worldjepa.data.datasets import build_dataset
+from worldjepa.models import build_mask_collator, build_method
+from worldjepa.presets import PretrainPreset, load_config
 from worldjepa.train.device import autocast, resolve_device, to_device
 
 
@@ -43,12 +44,12 @@ def measure(
     preset: str, precision: str, steps: int, overrides: list[str], device: torch.device
 ) -> tuple[float, float]:
     """(samples/s, FLOP/s) of full training steps (forward, backward, AdamW, EMA) on one fixed batch."""
-    cfg = apply_overrides(load_preset(preset), overrides)
+    cfg = load_config(preset, overrides, PretrainPreset)
     torch.manual_seed(0)
     method = build_method(cfg).to(device)
-    dataset = build_dataset(cfg["data"], is_video(cfg), train=True)
-    collate = build_mask_collator(cfg, method.encoder)
-    size = cfg["train"]["batch_size"]
+    dataset = build_dataset(cfg.data, cfg.video, train=True)
+    collate = build_mask_collator(cfg.masks, method.encoder)
+    size = cfg.train.batch_size
     batch = to_device(
         collate([{**dataset.sample(i, torch.Generator().manual_seed(i)), "seed": i} for i in range(size)]),
         device,

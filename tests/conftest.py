@@ -6,11 +6,9 @@ Tests marked `slow` (end-to-end runs of several seconds) are the complement of t
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from worldjepa.config import apply_overrides, load_preset
+from worldjepa.presets import WorldModelPreset, load_config
 
 TINY_WORLD_MODEL = [
     "env.image_size=32",
@@ -36,7 +34,6 @@ TINY_WORLD_MODEL = [
     "evaluate.baselines=[random]",
 ]
 TINY_ENCODER = [
-    "data.image_size=32",
     "data.num_frames=4",
     "model.embed_dim=32",
     "model.depth=1",
@@ -53,8 +50,6 @@ TINY_ENCODER = [
 
 
 @pytest.fixture
-def tiny_world_model_cfg() -> dict[str, Any]:
+def tiny_world_model_cfg() -> WorldModelPreset:
     """`wm_arm_reach` shrunk to seconds: 4 episodes at 32 px, a 1-block encoder and predictor."""
-    cfg = apply_overrides(load_preset("wm_arm_reach"), TINY_WORLD_MODEL)
-    cfg["encoder"]["overrides"] = TINY_ENCODER
-    return cfg
+    return load_config("wm_arm_reach", [*TINY_WORLD_MODEL, f"encoder.overrides={TINY_ENCODER}"])

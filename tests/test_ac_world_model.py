@@ -15,8 +15,8 @@ from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, unroll_states
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning import CEM, GoalEnergy
+from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.train import TrainConfig, Trainer
-from worldjepa.world_model import ACWorldModel
 
 SIZE, DIM = 32, 32
 
@@ -230,6 +230,17 @@ def test_cem_plans_through_the_world_model():
     pixels = torch.randint(0, 256, (2, SIZE, SIZE, 3), dtype=torch.uint8)
     start = model.encode({"pixels": pixels[:1], "state": torch.rand(1, 2)})
     goal = model.encode({"pixels": pixels[1:], "state": torch.rand(1, 2)})
-    planner = CEM(action_dim=2, horizon=3, samples=16, top_k=4, iterations=2)
+    planner = CEM(
+        2,
+        horizon=3,
+        samples=16,
+        top_k=4,
+        iterations=2,
+        init_std=1.0,
+        momentum=0.15,
+        min_std=0.0,
+        seed=0,
+        action_cost=0.0,
+    )
     result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
     assert result.actions.shape == (3, 2) and np.isfinite(result.energy)

@@ -5,7 +5,7 @@ import pytest
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.demo import run_demo
 from worldjepa.errors import UserError
-from worldjepa.evaluate import check_unseen_seeds
+from worldjepa.stages.evaluate import check_unseen_seeds
 
 
 @pytest.mark.slow
@@ -38,13 +38,13 @@ def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path, tiny_world_model_cfg
 def test_stage_two_takes_a_converted_encoder_folder(tmp_path):
     import torch
 
+    from worldjepa.interop.pretrain_run import load_encoder
     from worldjepa.interop.worldjepa_format import save_modules
     from worldjepa.nn.vit import VisionTransformer
-    from worldjepa.posttrain import load_frozen_encoder
 
     encoder = VisionTransformer(32, 16, embed_dim=32, depth=1, num_heads=2, num_frames=4, pos_embed="rope")
     save_modules(tmp_path / "released", {"encoder": encoder})
     x = torch.randn(1, 3, 32, 32)
-    torch.testing.assert_close(load_frozen_encoder(tmp_path / "released")(x), encoder.eval()(x))
+    torch.testing.assert_close(load_encoder(tmp_path / "released")(x), encoder.eval()(x))
     with pytest.raises(UserError, match="neither a pretraining run nor a worldjepa model folder"):
-        load_frozen_encoder(tmp_path)
+        load_encoder(tmp_path)

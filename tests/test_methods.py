@@ -3,33 +3,31 @@
 import pytest
 import torch
 
-from worldjepa.config import apply_overrides, load_preset
+from worldjepa.data.datasets import build_dataset
 from worldjepa.errors import UserError
 from worldjepa.methods.regularizers import RegularizerConfig, collapse_regularizer, sigreg, vicreg_variance
 from worldjepa.methods.vjepa import context_weights
+from worldjepa.models import build_mask_collator, build_method
 from worldjepa.nn.vit import grid_positions
-from worldjepa.pretrain import build_dataset, build_mask_collator, build_method, run_pretrain
-from worldjepa.probe import run_probe
+from worldjepa.presets import PretrainPreset, load_config
+from worldjepa.stages.pretrain import run_pretrain
+from worldjepa.stages.probe import run_probe
 from worldjepa.train.checkpoint import load_checkpoint
 
 TINY_MODEL = ["model.embed_dim=32", "model.depth=2", "model.num_heads=2", "model.predictor_embed_dim=16",
               "model.predictor_depth=1", "model.predictor_num_heads=2"]  # fmt: skip
 
 
-def tiny_cfg(preset: str, *extra: str) -> dict:
-    cfg = apply_overrides(load_preset(preset), TINY_MODEL + ["data.num_train=64", "data.num_test=32", *extra])
-    if preset != "ijepa_tiny":
-        cfg = apply_overrides(cfg, ["data.num_frames=4", "data.image_size=16"])
-    else:
-        cfg = apply_overrides(cfg, ["data.image_size=32"])
-    return cfg
+def tiny_cfg(preset: str, *extra: str) -> PretrainPreset:
+    size = ["data.num_frames=4", "data.image_size=16"] if preset != "ijepa_tiny" else ["data.image_size=32"]
+    return load_config(preset, [*TINY_MODEL, "data.num_train=64", "data.num_test=32", *size, *extra])
 
 
-def batch_for(cfg: dict, size: int = 8) -> tuple[torch.nn.Module, dict]:
+def batch_for(cfg: PretrainPreset, size: int = 8) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(0)
     method = build_method(cfg)
-    dataset = build_dataset(cfg["data"], cfg["method"] == "vjepa", train=True)
-    collate = build_mask_collator(cfg, method.encoder)
+    dataset = build_dataset(cfg.data, cfg.video, train=True)
+    collate = build_mask_collator(cfg.masks, method.encoder)
     samples = [{**dataset.sample(i, torch.Generator().manual_seed(i)), "seed": i} for i in range(size)]
     return method, collate(samples)
 

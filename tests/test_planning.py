@@ -23,7 +23,7 @@ from worldjepa.eval.closed_loop import (
     simulator_agent,
     wilson_interval,
 )
-from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, shift_plan
+from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, PlannerConfig, build_agent, shift_plan
 
 STEP = 0.25  # action bound of the toy env
 
@@ -113,15 +113,29 @@ def quadratic_problem(horizon: int = 3):
     return model, start, (lambda pred: energy(pred, goal)), optimum
 
 
+#: CEM's settings that these tests do not vary: V-JEPA 2-AC's momentum, no std floor, no control cost.
+CEM_PAPER = dict(momentum=0.15, min_std=0.0, seed=0, action_cost=0.0)
+
+
 def make_cem(**kw):
     args = dict(
-        action_dim=2, horizon=3, samples=200, top_k=10, iterations=30, init_std=0.5, min_std=0.01, seed=0
-    )
+        action_dim=2, horizon=3, samples=200, top_k=10, iterations=30, init_std=0.5, min_std=0.01, seed=0,
+        momentum=0.15, action_cost=0.0,
+    )  # fmt: skip
     return CEM(**{**args, **kw})
 
 
 def make_mppi(**kw):
-    args = dict(action_dim=2, horizon=3, samples=200, iterations=30, temperature=1e-3, noise_std=0.05, seed=0)
+    args = dict(
+        action_dim=2,
+        horizon=3,
+        samples=200,
+        iterations=30,
+        temperature=1e-3,
+        init_std=0.05,
+        seed=0,
+        action_cost=0.0,
+    )
     return MPPI(**{**args, **kw})
 
 
@@ -257,7 +271,9 @@ def test_planner_rejects_bad_settings():
 
 
 def make_agent(execute_steps: int = 1) -> MPCAgent:
-    planner = CEM(2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    planner = CEM(
+        2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
+    )
     return MPCAgent(LinearModel(), planner, GoalEnergy(steps="sum"), execute_steps=execute_steps)
 
 
@@ -291,7 +307,9 @@ class FrameSkipModel(LinearModel):
 
 def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     k = 3
-    planner = CEM(2 * k, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    planner = CEM(
+        2 * k, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
+    )
     agent = MPCAgent(FrameSkipModel(k), planner, GoalEnergy(steps="sum"), execute_steps=k, frame_skip=k)
     env = PointEnv()
     obs, _ = env.reset(seed=1)
@@ -313,12 +331,18 @@ def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     warm = model.calls[planner.iterations][0].reshape(-1, 2)  # candidate 0 of re-plan 2 = its mean
     torch.testing.assert_close(warm, torch.cat([previous[1:], torch.zeros(1, 2)]).clamp(-STEP, STEP))
     with pytest.raises(UserError, match="multiple of frame_skip"):
-        MPCAgent(FrameSkipModel(k), CEM(5, horizon=2, samples=8, top_k=2, iterations=1), frame_skip=k)
+        MPCAgent(
+            FrameSkipModel(k),
+            CEM(5, horizon=2, samples=8, top_k=2, iterations=1, init_std=1.0, **CEM_PAPER),
+            frame_skip=k,
+        )
 
 
 def test_hold_actions_plans_one_action_per_step_and_repeats_it():
     k = 3
-    planner = CEM(2, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP)
+    planner = CEM(
+        2, horizon=2, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
+    )
     model = FrameSkipModel(k)
     agent = MPCAgent(
         model, planner, GoalEnergy(steps="sum"), execute_steps=k, frame_skip=k, hold_actions=True
@@ -365,7 +389,9 @@ def test_mpc_agent_solves_toy_env_and_beats_random():
 
 
 def test_true_simulator_baseline_solves_toy_env():
-    planner = CEM(2, horizon=2, samples=16, top_k=4, iterations=3, init_std=STEP, low=-STEP, high=STEP)
+    planner = CEM(
+        2, horizon=2, samples=16, top_k=4, iterations=3, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
+    )
     report = evaluate(
         PointEnv, lambda env: simulator_agent(env, PointEnv(), planner), episodes=3, seed=0, max_steps=20
     )
@@ -393,35 +419,26 @@ def test_wilson_interval_known_values():
 def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():
     from types import SimpleNamespace
 
-    from worldjepa.config import load_preset
-    from worldjepa.evaluate import world_model_agent
-
-    planner_cfg = load_preset("wm_arm_reach")["planner"]
+    planner_cfg = PlannerConfig()
     space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
     model = SimpleNamespace(action_dim=6, device=torch.device("cpu"))
-    agent = world_model_agent(model, planner_cfg, space)
+    agent = build_agent(model, planner_cfg, space)
     assert agent.frame_skip == 3 and agent.planner.action_dim == 6
     assert agent.planner.high.tolist() == [1.0, 2.0] * 3
     model.action_dim = 5
     with pytest.raises(UserError, match="trained on another env"):
-        world_model_agent(model, planner_cfg, space)
+        build_agent(model, planner_cfg, space)
 
 
 def test_planner_bounds_are_the_env_bounds_intersected_with_the_presets():
-    from worldjepa.config import load_preset
-    from worldjepa.evaluate import build_planner
-
-    cfg = load_preset("wm_arm_reach")["planner"]
     space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
-    planner = build_planner(
-        {**cfg, "action_low": [-0.5, -3.0], "action_high": [0.5, -1.0]}, space, frame_skip=2
-    )
+    planner = PlannerConfig(action_low=[-0.5, -3.0], action_high=[0.5, -1.0]).build(space, frame_skip=2)
     assert planner.low.tolist() == [-0.5, -2.0] * 2 and planner.high.tolist() == [0.5, -1.0] * 2
-    planner = build_planner({**cfg, "action_low": None, "action_high": 0.25}, space)
+    planner = PlannerConfig(action_low=None, action_high=0.25).build(space)
     assert planner.low.tolist() == [-1.0, -2.0] and planner.high.tolist() == [0.25, 0.25]
     for low, high in (([0.0, 0.0, 0.0], None), (0.5, 0.4), (None, -3.0)):
         with pytest.raises(UserError, match="action_low"):
-            build_planner({**cfg, "action_low": low, "action_high": high}, space)
+            PlannerConfig(action_low=low, action_high=high).build(space)
 
 
 class ViaPointEnv(PointEnv):

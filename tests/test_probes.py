@@ -6,7 +6,7 @@ from torch import nn
 
 from worldjepa.data.images import ShapesDataset
 from worldjepa.errors import UserError
-from worldjepa.eval.probe import FeatureSet, compare_encoders, extract_features, train_probe
+from worldjepa.eval.frozen import FeatureSet, ProbeConfig, compare_encoders, extract_features, train_probe
 from worldjepa.nn.probes import AttentiveProbe, LinearProbe
 
 
@@ -75,15 +75,19 @@ def test_probe_output_shapes_and_head_check():
 
 def test_linear_probe_separates_separable_classes():
     result = train_probe(
-        gaussian_classes(400, 0), gaussian_classes(200, 1), kind="linear", epochs=10, lr=1e-2, batch_size=32
+        gaussian_classes(400, 0),
+        gaussian_classes(200, 1),
+        ProbeConfig("linear", epochs=10, lr=1e-2, batch_size=32),
     )
     assert result.metric_name == "accuracy" and result.test_metric >= 0.98
 
 
 def test_attentive_probe_reads_the_one_token_that_holds_the_answer():
     train, test = marked_token(256, 0), marked_token(256, 1)
-    attentive = train_probe(train, test, kind="attentive", epochs=20, lr=1e-2, batch_size=32, num_heads=2)
-    linear = train_probe(train, test, kind="linear", epochs=20, lr=1e-2, batch_size=32)
+    attentive = train_probe(
+        train, test, ProbeConfig("attentive", epochs=20, lr=1e-2, batch_size=32), num_heads=2
+    )
+    linear = train_probe(train, test, ProbeConfig("linear", epochs=20, lr=1e-2, batch_size=32))
     assert attentive.test_metric >= 0.95
     assert linear.test_metric < 0.7
 
@@ -95,20 +99,23 @@ def test_linear_regression_target_gives_r2_near_one_and_runs_are_deterministic()
     labels = torch.zeros(300, dtype=torch.long)
     train = FeatureSet(tokens[:200], labels[:200], targets[:200])
     test = FeatureSet(tokens[200:], labels[200:], targets[200:])
-    result = train_probe(train, test, kind="linear", task="regression", epochs=40, lr=1e-2, batch_size=32)
+    protocol = ProbeConfig("linear", "regression", epochs=40, lr=1e-2, batch_size=32)
+    result = train_probe(train, test, protocol)
     assert result.metric_name == "r2" and result.test_metric > 0.98
-    again = train_probe(train, test, kind="linear", task="regression", epochs=40, lr=1e-2, batch_size=32)
+    again = train_probe(train, test, protocol)
     assert again == result
 
 
 def test_wrong_probe_settings_are_user_errors():
     features = gaussian_classes(8, 0)
     with pytest.raises(UserError, match="needs regression targets"):
-        train_probe(features, features, kind="linear", task="regression")
+        train_probe(features, features, ProbeConfig("linear", "regression"))
     with pytest.raises(UserError, match="unknown probe kind 'svm'"):
-        train_probe(features, features, kind="svm")
+        ProbeConfig("svm")
     with pytest.raises(UserError, match="pool=False"):
-        train_probe(FeatureSet(features.features.mean(1), features.labels), features, kind="attentive")
+        train_probe(
+            FeatureSet(features.features.mean(1), features.labels), features, ProbeConfig("attentive")
+        )
 
 
 def test_extract_features_runs_the_encoder_once_and_reuses_the_cache(tmp_path):
@@ -139,10 +146,7 @@ def test_compare_encoders_shows_the_useful_encoder_ahead():
         BlindEncoder(),
         train,
         test,
-        kind="linear",
-        epochs=30,
-        lr=1e-2,
-        batch_size=32,
+        ProbeConfig("linear", epochs=30, lr=1e-2, batch_size=32),
     )
     assert comparison.pretrained.test_metric > comparison.random_init.test_metric + 0.1
     table = comparison.table().splitlines()

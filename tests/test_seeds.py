@@ -5,18 +5,18 @@ posttrain."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from worldjepa.config import apply_overrides
-from worldjepa.data.collect import collect
 from worldjepa.data.trajectories import TrajectoryDataset
-from worldjepa.demo import stage1_config
-from worldjepa.posttrain import run_posttrain
-from worldjepa.pretrain import run_pretrain
+from worldjepa.presets import PretrainPreset
+from worldjepa.stages.collect import collect
+from worldjepa.stages.posttrain import run_posttrain
+from worldjepa.stages.pretrain import run_pretrain
 from worldjepa.train.checkpoint import LATEST, load_checkpoint
 
 
@@ -50,14 +50,14 @@ def test_collect_repeats_itself_whatever_the_worker_count(reach_data, tmp_path):
     assert not np.array_equal(other["frames"], a.episode(0)["frames"])
 
 
-def pretrain(cfg: dict, run_dir: Path, seed: int) -> dict[str, torch.Tensor]:
+def pretrain(cfg: PretrainPreset, run_dir: Path, seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(int(run_dir.name, 36))  # whatever ran before in this process must not matter
-    run_pretrain(apply_overrides(cfg, [f"train.seed={seed}", "train.log_every=1"]), run_dir)
+    run_pretrain(replace(cfg, train=replace(cfg.train, seed=seed, log_every=1)), run_dir)
     return load_checkpoint(run_dir / LATEST)["model"]
 
 
 def test_pretrain_seed_fixes_initialisation_losses_and_weights(reach_data, tiny_world_model_cfg, tmp_path):
-    cfg = stage1_config(tiny_world_model_cfg, reach_data)
+    cfg = tiny_world_model_cfg.stage1(reach_data)
     first, again = pretrain(cfg, tmp_path / "a", 0), pretrain(cfg, tmp_path / "b", 0)
     assert same_tensors(first, again)
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
@@ -67,12 +67,12 @@ def test_pretrain_seed_fixes_initialisation_losses_and_weights(reach_data, tiny_
 
 def test_posttrain_seed_fixes_initialisation_losses_and_weights(reach_data, tiny_world_model_cfg, tmp_path):
     encoder_dir = tmp_path / "encoder"
-    run_pretrain(stage1_config(tiny_world_model_cfg, reach_data), encoder_dir)
+    run_pretrain(tiny_world_model_cfg.stage1(reach_data), encoder_dir)
 
     def posttrain(run_dir: Path, seed: int) -> dict[str, torch.Tensor]:
         torch.manual_seed(int(run_dir.name, 36))  # whatever ran before in this process must not matter
-        wm = tiny_world_model_cfg["world_model"]
-        cfg = {**wm, "train": {**wm["train"], "seed": seed, "log_every": 1}}
+        wm = tiny_world_model_cfg.world_model
+        cfg = replace(wm, train=replace(wm.train, seed=seed, log_every=1))
         return run_posttrain(cfg, encoder_dir, reach_data, run_dir).predictor.state_dict()
 
     first, again = posttrain(tmp_path / "a", 0), posttrain(tmp_path / "b", 0)

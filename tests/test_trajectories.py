@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldjepa.data.collect import collect, write_episode_preview
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
 from worldjepa.errors import UserError
+from worldjepa.stages.collect import collect, write_episode_preview
 
 H = W = 8
 META = {"env_id": "test/Fake-v0", "image_size": (H, W), "action_dim": 2, "state_dim": 3}

@@ -19,13 +19,17 @@ def _preset_args(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (shortcut for train.device=...)")
 
 
+def _device_override(args: argparse.Namespace, key: str) -> list[str]:
+    return [f"{key}={args.device}"] if args.device else []
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from worldjepa.config import apply_overrides, load_preset
-    from worldjepa.pretrain import run_pretrain
+    from worldjepa.presets import PretrainPreset, load_config
+    from worldjepa.stages.pretrain import run_pretrain
     from worldjepa.train.distributed import dist_info
 
-    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
-    cfg = apply_overrides(load_preset(args.config), overrides)
+    overrides = [*args.overrides, *_device_override(args, "train.device")]
+    cfg = load_config(args.config, overrides, PretrainPreset)
     run_dir = Path(args.run_dir or f"runs/{Path(args.config).stem}")
     metrics = run_pretrain(cfg, run_dir)
     if dist_info().is_main:
@@ -34,14 +38,14 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from worldjepa.probe import run_probe
+    from worldjepa.stages.probe import run_probe
 
-    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+    overrides = [*args.overrides, *_device_override(args, "train.device")]
     print(run_probe(Path(args.run), overrides).table())
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
-    from worldjepa.data.collect import collect, write_episode_preview
+    from worldjepa.stages.collect import collect, write_episode_preview
 
     result = collect(
         args.env,
@@ -58,22 +62,18 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_posttrain(args: argparse.Namespace) -> None:
-    from worldjepa.posttrain import WORLD_MODEL_DIR, run_posttrain
+    from worldjepa.stages.posttrain import WORLD_MODEL_DIR, run_posttrain
 
     cfg = _world_model_config(args)
-    run_posttrain(cfg["world_model"], Path(args.encoder), Path(args.data), Path(args.run_dir))
+    run_posttrain(cfg.world_model, Path(args.encoder), Path(args.data), Path(args.run_dir))
     print(f"world model saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from worldjepa.evaluate import format_table, run_evaluate
-    from worldjepa.world_model import ACWorldModel
+    from worldjepa.stages.evaluate import format_table, run_evaluate
 
     cfg = _world_model_config(args)
-    wm = cfg["world_model"]
-    model = ACWorldModel.load(args.model, device=wm["train"]["device"], precision=wm["precision"])
-    rows = run_evaluate(model, cfg["env"], cfg["planner"], cfg["evaluate"], Path(args.out), args.data)
-    print(format_table(rows))
+    print(format_table(run_evaluate(args.model, cfg, Path(args.out), args.data)))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -89,13 +89,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(run_demo(cfg, Path(args.run_dir), model))
 
 
-def _world_model_config(args: argparse.Namespace) -> dict:
-    from worldjepa.config import apply_overrides, load_preset
+def _world_model_config(args: argparse.Namespace):
+    from worldjepa.presets import WorldModelPreset, load_config
 
-    overrides = list(args.overrides)
-    if args.device:
-        overrides += [f"world_model.train.device={args.device}"]
-    return apply_overrides(load_preset(args.config), overrides)
+    overrides = [*args.overrides, *_device_override(args, "world_model.train.device")]
+    return load_config(args.config, overrides, WorldModelPreset)
 
 
 def cmd_convert(args: argparse.Namespace) -> None:

@@ -2,8 +2,8 @@
 
 The stage-1 encoder is frozen during post-training, so encoding every frame at every step would
 repeat the same work each epoch. `build_embedding_cache` encodes each frame once (alone, batched,
-without gradients, optionally under bf16 autocast) with a `FrameEncoder` and writes one safetensors
-file per episode:
+without gradients, optionally under bf16 autocast) with a frame encoder (`worldjepa.nn.frame_encoder`;
+any module with the `FrameLatents` attributes) and writes one safetensors file per episode:
 
     cache_dir/
         meta.json                 format, fingerprint, token grid, dims, episode lengths
@@ -27,7 +27,7 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import safe_open
@@ -36,12 +36,24 @@ from torch.utils.data import Dataset
 
 from worldjepa.data.trajectories import ClipIndex, TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
-from worldjepa.nn.frame_encoder import FrameEncoder
-from worldjepa.train.device import autocast, resolve_device
+from worldjepa.train.device import autocast
 
 FORMAT = "worldjepa-embeddings"
 VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class FrameLatents(Protocol):
+    """What the cache needs of a frame encoder: pixels -> latents, and what decides those latents."""
+
+    tokens_per_frame: int | str
+    grid: tuple[int, int]
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def fingerprint(self) -> str: ...
+
+    def to(self, device: torch.device) -> FrameLatents: ...
 
 
 def trajectories_fingerprint(root: str | Path) -> str:
@@ -65,11 +77,11 @@ def _episode_path(cache_dir: Path, index: int) -> Path:
 
 def build_embedding_cache(
     trajectories: str | Path,
-    frame_encoder: FrameEncoder,
+    frame_encoder: FrameLatents,
     cache_dir: str | Path,
     batch_size: int = 64,
     precision: str = "fp32",
-    device: str = "auto",
+    device: torch.device | str = "cpu",
     dtype: str = "float32",
 ) -> Path:
     """Encode every frame of `trajectories` into `cache_dir` unless an up-to-date cache is there.
@@ -92,7 +104,7 @@ def build_embedding_cache(
         )
         shutil.rmtree(cache_dir)
 
-    run_device = resolve_device(device)
+    run_device = torch.device(device)
     frame_encoder = frame_encoder.to(run_device)
     dataset = TrajectoryDataset(trajectories, clip_length=1)
     tmp = cache_dir.with_name(cache_dir.name + ".tmp")

@@ -4,6 +4,6 @@ Importing this package registers every worldjepa id with Gymnasium, so `gym.make
 works after `import worldjepa.envs`; `worldjepa.envs.make` gives a clear error for an unknown id.
 """
 
-from worldjepa.envs.registry import ENVS, make
+from worldjepa.envs.registry import ENVS, EnvConfig, make, make_env
 
-__all__ = ["ENVS", "make"]
+__all__ = ["ENVS", "EnvConfig", "make", "make_env"]

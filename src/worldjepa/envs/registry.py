@@ -1,4 +1,5 @@
-"""Every worldjepa env id, registered with Gymnasium from one table, and `make` with a clear error.
+"""Every worldjepa env id, registered with Gymnasium from one table; `make` with a clear error, and
+`make_env` / `EnvConfig` for any env the stages run on (a worldjepa id, or any Gymnasium id that renders).
 
 Importing this module registers the ids, so `gym.make("worldjepa/ArmReach-v0")` works after
 `import worldjepa.envs.registry`. To add an env, add a row to `ENVS`.
@@ -10,6 +11,8 @@ import dataclasses
 
 import gymnasium as gym
 
+from worldjepa.envs.gym_adapter import GymPixelsAdapter
+from worldjepa.envs.rendering import gl_backend
 from worldjepa.errors import UserError
 
 
@@ -45,6 +48,39 @@ def make(env_id: str, **kwargs) -> gym.Env:
         raise UserError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENVS)}")
     register_all()
     return gym.make(env_id, **kwargs)
+
+
+def make_env(
+    env_id: str, image_size: int, variation: str | None = None, max_steps: int | None = None
+) -> gym.Env:
+    """A worldjepa env by id, or any Gymnasium id that renders `rgb_array`, wrapped by `GymPixelsAdapter`."""
+    limits = {} if max_steps is None else {"max_episode_steps": int(max_steps)}
+    if env_id in ENVS:
+        extra = {} if variation is None else {"variation": variation}
+        return make(env_id, image_size=image_size, **extra, **limits)
+    if variation is not None:
+        raise UserError(f"variations exist only for worldjepa envs ({', '.join(ENVS)}), not {env_id!r}")
+    gl_backend()  # Gymnasium's MuJoCo envs read MUJOCO_GL when they first render
+    try:
+        env = gym.make(env_id, render_mode="rgb_array", **limits)
+    except gym.error.Error as error:
+        raise UserError(f"cannot make env {env_id!r}: {error}; worldjepa ids: {', '.join(ENVS)}") from None
+    return GymPixelsAdapter(env, image_size=image_size)
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    """The `env:` section of a world-model preset: which world, at which camera resolution, in which
+    visual variation (worldjepa arm envs: default, colors, texture, lighting, camera, distractors; None:
+    the env's own)."""
+
+    id: str = "worldjepa/ArmReach-v0"
+    image_size: int = 64
+    variation: str | None = None
+
+    def make(self, max_steps: int | None = None) -> gym.Env:
+        """A fresh env as configured."""
+        return make_env(self.id, self.image_size, self.variation, max_steps)
 
 
 register_all()

@@ -13,6 +13,7 @@ Baselines share the `Policy` API, so they go through the very same loop:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import statistics
@@ -181,6 +182,21 @@ class EvalReport:
     plan_time_mean: float | None
     plan_time_median: float | None
     replans: int
+
+    @property
+    def failed_seeds(self) -> list[int]:
+        """Seeds of the failed episodes (to replay them)."""
+        return [e.seed for e in self.episodes if not e.success]
+
+    @property
+    def lost_seeds(self) -> list[int]:
+        """Failed episodes that had succeeded at some step (reached the goal, then left it)."""
+        return [e.seed for e in self.episodes if not e.success and any(e.successes)]
+
+    def summary_dict(self) -> dict:
+        """Every number of the report but the episodes themselves (JSON-ready)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "episodes"}
+        return {**fields, "failed_seeds": self.failed_seeds, "lost_seeds": self.lost_seeds}
 
     def summary(self) -> str:
         low, high = self.success_ci95

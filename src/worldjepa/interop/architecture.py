@@ -34,23 +34,12 @@ from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.pos_embed import sincos_2d, sincos_3d
 from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, build_proprio_head
+from worldjepa.nn.sizes import AC_PREDICTORS, ENCODERS, PREDICTORS, Size, released
 from worldjepa.nn.vit import VisionTransformer
 
 Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head"]
 Family = Literal["ijepa", "vjepa", "vjepa2", "vjepa2_ac", "worldjepa"]
 
-# (width, depth) -> name, heads of the sin-cos releases (I-JEPA, V-JEPA), heads of the RoPE ones (V-JEPA 2).
-# ViT-g has mlp ratio 48/11 (read from the weights); I-JEPA's ViT-g uses 16 heads, V-JEPA 2's 22.
-ENCODER_SIZES: dict[tuple[int, int], tuple[str, int, int]] = {
-    (384, 12): ("ViT-S", 6, 6),
-    (768, 12): ("ViT-B", 12, 12),
-    (1024, 24): ("ViT-L", 16, 16),
-    (1280, 32): ("ViT-H", 16, 16),
-    (1408, 40): ("ViT-g", 16, 22),
-}
-# Released predictors: I-JEPA and V-JEPA give theirs the encoder's 16 heads, V-JEPA 2 uses 12.
-PREDICTOR_HEADS: dict[tuple[int, int, str], int] = {(384, 12, "sincos"): 16, (384, 12, "rope"): 12}
-AC_PREDICTOR_HEADS: dict[tuple[int, int], int] = {(1024, 24): 16}
 OFFICIAL_HEAD_DIM = 64
 ROPE_DEFAULTS = {"img_size": 256, "patch_size": 16, "num_frames": 64}  # V-JEPA 2 release
 FAMILY_NAMES = {
@@ -128,7 +117,8 @@ class Architecture:
         if self.kind == "proprio_head":
             return f"{kw.get('kind', 'learned')} proprio head ({kw.get('state_dim')}-D states)"
         if self.kind == "encoder":
-            name = ENCODER_SIZES.get((kw["embed_dim"], kw["depth"]), ("ViT",))[0]
+            size = released(ENCODERS, kw["embed_dim"], kw["depth"])
+            name = size.name if size else "ViT"
             media = "video" if kw.get("num_frames", 1) > 1 else "image"
             return f"{name}/{kw['patch_size']} {media} encoder, {kw['embed_dim']} wide, {kw['depth']} deep, {_position(kw)}"
         name = FAMILY_NAMES[self.family]
@@ -164,9 +154,11 @@ def _count(state: Mapping[str, Tensor], prefix: str) -> int:
     return len({key.split(".")[1] for key in state if key.startswith(prefix + ".")})
 
 
-def _heads(width: int, depth: int, known: int | None) -> int | None:
+def _heads(table: dict[str, Size], width: int, depth: int, pos_embed: str) -> int | None:
+    """A released size's heads (`worldjepa.nn.sizes`), else width / the official head_dim, else unknown."""
+    known = released(table, width, depth)
     if known is not None:
-        return known
+        return known.num_heads(pos_embed)
     return width // OFFICIAL_HEAD_DIM if width % OFFICIAL_HEAD_DIM == 0 else None
 
 
@@ -215,15 +207,13 @@ def _encoder(state: Mapping[str, Tensor]) -> Architecture:
     tubelet = proj.shape[2] if video else 2
     depth = _count(state, "blocks")
     position = _position_kwargs(state, "pos_embed", video, patch, tubelet)
-    rope = position["pos_embed"] == "rope"
-    known = ENCODER_SIZES.get((width, depth))
     kwargs = {
         "img_size": ROPE_DEFAULTS["img_size"],
         "patch_size": patch,
         "in_chans": in_chans,
         "embed_dim": width,
         "depth": depth,
-        "num_heads": _heads(width, depth, None if known is None else known[2 if rope else 1]),
+        "num_heads": _heads(ENCODERS, width, depth, position["pos_embed"]),
         "mlp_ratio": state["blocks.0.mlp.fc1.weight"].shape[0] / width,
         "qkv_bias": "blocks.0.attn.qkv.bias" in state,
         "tubelet_size": tubelet,
@@ -251,7 +241,7 @@ def _predictor(state: Mapping[str, Tensor], num_levels: int | None = None) -> Ar
         "embed_dim": embed_dim,
         "predictor_embed_dim": width,
         "depth": depth,
-        "num_heads": _heads(width, depth, PREDICTOR_HEADS.get((width, depth, position["pos_embed"]))),
+        "num_heads": _heads(PREDICTORS, width, depth, position["pos_embed"]),
         "patch_size": ROPE_DEFAULTS["patch_size"] if rope else 1,
         "tubelet_size": 2,
         "img_size": ROPE_DEFAULTS["img_size"],
@@ -270,7 +260,7 @@ def _ac_predictor(state: Mapping[str, Tensor]) -> Architecture:
         "embed_dim": embed_dim,
         "predictor_embed_dim": width,
         "depth": depth,
-        "num_heads": _heads(width, depth, AC_PREDICTOR_HEADS.get((width, depth))),
+        "num_heads": _heads(AC_PREDICTORS, width, depth, "rope"),
         "img_size": ROPE_DEFAULTS["img_size"],
         "patch_size": ROPE_DEFAULTS["patch_size"],
         "action_dim": state["action_encoder.weight"].shape[1],

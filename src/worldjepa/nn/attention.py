@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldjepa.errors import UserError
 from worldjepa.nn.rope import apply_rope
 
 LAYER_NORM_EPS = 1e-6
@@ -25,7 +26,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
+            raise UserError(
+                f"width {dim} is not divisible by {num_heads} heads: choose a head count that divides it"
+            )
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)

@@ -11,11 +11,13 @@ import math
 import torch
 from torch import Tensor
 
+from worldjepa.errors import UserError
+
 
 def sincos_1d(dim: int, pos: Tensor) -> Tensor:
     """Positions [N] -> [N, dim] = [sin(pos * omega), cos(pos * omega)]."""
     if dim % 2:
-        raise ValueError(f"a sin-cos embedding needs an even dimension, got {dim}")
+        raise UserError(f"a sin-cos position embedding needs an even width, got {dim}")
     omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
     angles = pos.to(torch.float64)[:, None] * omega
     return torch.cat([angles.sin(), angles.cos()], dim=1)

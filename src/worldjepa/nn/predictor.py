@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from worldjepa.errors import UserError
 from worldjepa.nn.attention import LAYER_NORM_EPS, Block, init_weights
 from worldjepa.nn.pos_embed import sincos_table, table_for_grid
 from worldjepa.nn.rope import RoPE3D, token_coords
@@ -84,7 +85,7 @@ class MaskedPredictor(nn.Module):
             table = sincos_table(predictor_embed_dim, self.grid, self.video, uniform_power)
             self.register_buffer("predictor_pos_embed", table.float()[None])  # [1, N, d], fixed
         elif pos_embed != "rope":
-            raise ValueError(f"pos_embed must be 'sincos' or 'rope', got {pos_embed!r}")
+            raise UserError(f"pos_embed must be 'sincos' or 'rope', got {pos_embed!r}")
         self.predictor_blocks = nn.ModuleList(
             Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)
         )

@@ -18,6 +18,8 @@ A position of 0 leaves its channels unchanged (cos 0 = 1, sin 0 = 0), so "tempor
 import torch
 from torch import Tensor, nn
 
+from worldjepa.errors import UserError
+
 
 def token_coords(ids: Tensor, height: int, width: int) -> Tensor:
     """Token indices [...] in (t, h, w) row-major order -> integer coordinates [..., 3]."""
@@ -60,7 +62,9 @@ class RoPE3D(nn.Module):
         self.head_dim, self.theta, self.compat = head_dim, theta, compat
         self.axis_dim = 2 * ((head_dim // 3) // 2)
         if self.axis_dim == 0:
-            raise ValueError(f"3D RoPE needs a head dimension of at least 6, got {head_dim}")
+            raise UserError(
+                f"3D RoPE needs a head dimension (width / heads) of at least 6, got {head_dim}: use fewer heads"
+            )
 
     def forward(self, pos: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """pos [B|1, N, 3] -> (cos, sin), each [B|1, 1, N, head_dim], ready to broadcast over heads.

@@ -114,7 +114,7 @@ class VisionTransformer(nn.Module):
             table = sincos_table(embed_dim, self.grid, self.video, uniform_power)
             self.register_buffer("pos_embed", table.float()[None])  # [1, N, D], fixed
         elif pos_embed != "rope":
-            raise ValueError(f"pos_embed must be 'sincos' or 'rope', got {pos_embed!r}")
+            raise UserError(f"pos_embed must be 'sincos' or 'rope', got {pos_embed!r}")
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
         init_weights(self, self.blocks, init_std)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import time
 from collections import deque
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
 from worldjepa.errors import UserError
 from worldjepa.planning.energy import GoalEnergy
+from worldjepa.planning.planner_config import PlannerConfig
 from worldjepa.planning.sampling_planner import PlanResult, SamplingPlanner, shift_plan
 from worldjepa.planning.world_model import Latent, WorldModel
 
@@ -120,3 +122,25 @@ class MPCAgent:
     def env_actions(self, plan: Tensor) -> Tensor:
         """A plan [H, A'] as the env actions it stands for, [H*k, A] (a frame-skip-k step is k actions)."""
         return self.model_actions(plan).reshape(plan.shape[0] * self.frame_skip, -1)
+
+
+def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.spaces.Box) -> MPCAgent:
+    """The receding-horizon agent that plans with `world_model` as the `planner` section says. A model
+    trained with frame skip k (its steps take k env actions) plans k-action steps, or one action per step
+    held k times with `hold_actions`."""
+    env_dim = action_space.shape[0]
+    frame_skip, rest = divmod(world_model.action_dim, env_dim)
+    if rest or not frame_skip:
+        raise UserError(
+            f"the world model takes {world_model.action_dim} action values per step; the env's actions have "
+            f"{env_dim}: it was trained on another env"
+        )
+    return MPCAgent(
+        world_model,
+        cfg.build(action_space, frame_skip=1 if cfg.hold_actions else frame_skip),
+        cfg.energy,
+        cfg.execute_steps,
+        device=world_model.device,
+        frame_skip=frame_skip,
+        hold_actions=cfg.hold_actions,
+    )

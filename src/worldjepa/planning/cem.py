@@ -2,12 +2,12 @@
 
 Each iteration keeps the `top_k` lowest-energy candidates (the elites) and moves the Gaussian toward
 their mean and standard deviation, with momentum: new = momentum * old + (1 - momentum) * elite.
-The defaults are the released V-JEPA 2-AC planning settings.
+V-JEPA 2-AC's released settings: horizon 2, 400 samples, top 10, 10 iterations, momentum 0.15.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -21,21 +21,17 @@ class CEM(SamplingPlanner):
     def __init__(
         self,
         action_dim: int,
-        horizon: int = 2,
-        samples: int = 400,
-        top_k: int = 10,
-        iterations: int = 10,
-        momentum: float = 0.15,
-        init_std: float = 1.0,
-        min_std: float = 0.0,
-        low: float | Sequence[float] | Tensor | None = None,
-        high: float | Sequence[float] | Tensor | None = None,
-        seed: int = 0,
-        action_cost: float = 0.0,
+        *,
+        top_k: int,
+        momentum: float,
+        min_std: float,
+        **search: Any,
     ) -> None:
-        super().__init__(action_dim, horizon, samples, iterations, init_std, low, high, seed, action_cost)
-        if not 1 <= top_k <= samples:
-            raise UserError(f"CEM top_k must be in [1, samples={samples}], got {top_k}")
+        """`search`: horizon, samples, iterations, init_std, seed, action_cost, low, high (see
+        `SamplingPlanner`)."""
+        super().__init__(action_dim, **search)
+        if not 1 <= top_k <= self.samples:
+            raise UserError(f"CEM top_k must be in [1, samples={self.samples}], got {top_k}")
         if not 0.0 <= momentum < 1.0:
             raise UserError(f"CEM momentum must be in [0, 1), got {momentum}")
         self.top_k, self.momentum, self.min_std = top_k, momentum, min_std

@@ -7,7 +7,7 @@ mean. The sampling noise keeps a fixed std, as in the classic algorithm.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -18,20 +18,10 @@ from worldjepa.planning.sampling_planner import SamplingPlanner
 class MPPI(SamplingPlanner):
     """MPPI over action sequences [H, A]; `temperature` is lambda, in energy units."""
 
-    def __init__(
-        self,
-        action_dim: int,
-        horizon: int = 5,
-        samples: int = 300,
-        iterations: int = 10,
-        temperature: float = 0.01,
-        noise_std: float = 1.0,
-        low: float | Sequence[float] | Tensor | None = None,
-        high: float | Sequence[float] | Tensor | None = None,
-        seed: int = 0,
-        action_cost: float = 0.0,
-    ) -> None:
-        super().__init__(action_dim, horizon, samples, iterations, noise_std, low, high, seed, action_cost)
+    def __init__(self, action_dim: int, *, temperature: float, **search: Any) -> None:
+        """`search`: horizon, samples, iterations, init_std (the noise std, fixed), seed, action_cost, low,
+        high (see `SamplingPlanner`)."""
+        super().__init__(action_dim, **search)
         if temperature <= 0:
             raise UserError(f"MPPI temperature must be > 0, got {temperature}")
         self.temperature = temperature

@@ -74,6 +74,9 @@ def per_dim_bound(
 class SamplingPlanner:
     """A Gaussian over action sequences [H, A], refined for `iterations` rounds of `samples` candidates.
 
+    The search settings have no defaults here: `worldjepa.planning.planner_config.PlannerConfig` holds
+    them, and the V-JEPA 2-AC release's values are in the `wm_vjepa2_ac_paper` preset.
+
     Actions are clipped to [low, high] per dimension (scalars or [A]; None is unbounded). The noise
     comes from a `torch.Generator` seeded with `seed`, created on the start latent's device.
     `action_cost` weighs the control cost added to every energy (see the module notes).
@@ -82,14 +85,15 @@ class SamplingPlanner:
     def __init__(
         self,
         action_dim: int,
+        *,
         horizon: int,
         samples: int,
         iterations: int,
         init_std: float,
+        seed: int,
+        action_cost: float,
         low: float | Sequence[float] | Tensor | None = None,
         high: float | Sequence[float] | Tensor | None = None,
-        seed: int = 0,
-        action_cost: float = 0.0,
     ) -> None:
         if min(action_dim, horizon, iterations) < 1 or samples < 2:
             raise UserError(

@@ -1,4 +1,5 @@
-"""Collect trajectory datasets from an env with exploration and noisy scripted policies, in parallel.
+"""Stage 0, `worldjepa collect`: trajectory datasets from an env with exploration and noisy scripted
+policies, in parallel.
 
 Each episode is self-contained: its reset seed, its policy (random or noisy expert) and its action
 noise all come from `(seed, episode number)`, so a collection is identical whatever the number of
@@ -21,11 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
-from worldjepa.envs import registry
 from worldjepa.envs.base import GoalEnv
-from worldjepa.envs.gym_adapter import GymPixelsAdapter
-from worldjepa.envs.rendering import gl_backend
+from worldjepa.envs.registry import EnvConfig, make_env
 from worldjepa.errors import UserError
+from worldjepa.presets import CollectConfig
 
 POLICIES = ("random", "expert", "mix")
 #: Random exploration holds each uniform action for a geometric number of steps with this mean:
@@ -43,28 +43,6 @@ class CollectResult:
     @property
     def frames_per_second(self) -> float:
         return self.frames / max(self.seconds, 1e-9)
-
-
-def make_env(
-    env_id: str, image_size: int, variation: str | None = None, max_steps: int | None = None
-) -> gym.Env:
-    """A worldjepa env by id, or any Gymnasium id that renders `rgb_array`, wrapped by `GymPixelsAdapter`."""
-    limits = {} if max_steps is None else {"max_episode_steps": int(max_steps)}
-    if env_id in registry.ENVS:
-        extra = {} if variation is None else {"variation": variation}
-        return registry.make(env_id, image_size=image_size, **extra, **limits)
-    if variation is not None:
-        raise UserError(
-            f"variations exist only for worldjepa envs ({', '.join(registry.ENVS)}), not {env_id!r}"
-        )
-    gl_backend()  # Gymnasium's MuJoCo envs read MUJOCO_GL when they first render
-    try:
-        env = gym.make(env_id, render_mode="rgb_array", **limits)
-    except gym.error.Error as error:
-        raise UserError(
-            f"cannot make env {env_id!r}: {error}; worldjepa ids: {', '.join(registry.ENVS)}"
-        ) from None
-    return GymPixelsAdapter(env, image_size=image_size)
 
 
 def _episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) -> tuple[int, str, int]:
@@ -201,6 +179,24 @@ def collect(
         finally:
             cleanup()
     return CollectResult(out_dir, episodes, frames, time.perf_counter() - start)
+
+
+def run_collect(env: EnvConfig, cfg: CollectConfig, out_dir: str | Path) -> CollectResult:
+    """The collection a world-model preset describes, into `out_dir`, with a preview GIF beside it."""
+    result = collect(
+        env.id,
+        cfg.episodes,
+        out_dir,
+        policy=cfg.policy,
+        expert_fraction=cfg.expert_fraction,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        variation=env.variation,
+        image_size=env.image_size,
+        noise=cfg.noise,
+    )
+    write_episode_preview(out_dir, Path(out_dir) / "preview.gif")
+    return result
 
 
 def write_episode_preview(

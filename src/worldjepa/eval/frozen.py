@@ -14,6 +14,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,29 @@ from worldjepa.nn.probes import AttentiveProbe, LinearProbe
 
 PROBE_KINDS = ("linear", "attentive")
 TASKS = ("classification", "regression")
+
+
+@dataclass
+class ProbeConfig:
+    """The `probe:` section of a pretraining preset (`worldjepa probe`): the frozen-evaluation protocol.
+
+    kind: linear (on mean-pooled tokens) | attentive (V-JEPA's cross-attention probe on every token);
+    task: classification (accuracy) | regression (R^2) of the built-in evaluation set's labels.
+    """
+
+    kind: Literal["linear", "attentive"] = "attentive"
+    task: Literal["classification", "regression"] = "classification"
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        _check_kind_and_task(self.kind, self.task)
+        if min(self.epochs, self.batch_size) < 1:
+            raise UserError(
+                f"probe.epochs and probe.batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
 
 
 @dataclass
@@ -163,12 +187,7 @@ def _predict(
 def train_probe(
     train: FeatureSet,
     test: FeatureSet,
-    kind: str = "attentive",
-    task: str = "classification",
-    epochs: int = 20,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    batch_size: int = 128,
+    protocol: ProbeConfig,
     num_heads: int = 1,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -179,6 +198,7 @@ def train_probe(
     a squared error and reports R^2 on the original scale. Initialisation and batch order come from
     `seed` only (the global RNG is left untouched), so a run is deterministic.
     """
+    kind, task, batch_size = protocol.kind, protocol.task, protocol.batch_size
     _check_inputs(train, kind, task)
     x_train, x_test = train.features, test.features
     if kind == "linear" and x_train.dim() == 3:  # pool once instead of every epoch: same result
@@ -202,14 +222,14 @@ def train_probe(
     x_train_dev, y_train_dev = x_train.to(device), y_train.to(device)
 
     steps_per_epoch = max(len(x_train) // batch_size, 1)  # drop the ragged batch: BatchNorm needs B > 1
-    total_steps = epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    total_steps = protocol.epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
     )
     loss_fn = F.cross_entropy if task == "classification" else F.mse_loss
     order = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    for _ in range(protocol.epochs):
         probe.train()
         permutation = torch.randperm(len(x_train), generator=order)
         for step in range(steps_per_epoch):
@@ -234,12 +254,7 @@ def compare_encoders(
     random_init: nn.Module,
     train_set: Dataset,
     test_set: Dataset,
-    kind: str = "attentive",
-    task: str = "classification",
-    epochs: int = 20,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    batch_size: int = 128,
+    protocol: ProbeConfig,
     num_heads: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -249,14 +264,11 @@ def compare_encoders(
     `num_heads` defaults to the encoder's `num_heads` attribute (V-JEPA: probe heads = encoder heads),
     or 1 if it has none.
     """
-    _check_kind_and_task(kind, task)
     results = []
     for encoder in (pretrained, random_init):
-        pool = kind == "linear"
-        train = extract_features(encoder, train_set, batch_size, device, pool=pool)
-        test = extract_features(encoder, test_set, batch_size, device, pool=pool)
+        pool = protocol.kind == "linear"
+        train = extract_features(encoder, train_set, protocol.batch_size, device, pool=pool)
+        test = extract_features(encoder, test_set, protocol.batch_size, device, pool=pool)
         heads = num_heads or getattr(encoder, "num_heads", 1)
-        results.append(
-            train_probe(train, test, kind, task, epochs, lr, weight_decay, batch_size, heads, seed, device)
-        )
+        results.append(train_probe(train, test, protocol, heads, seed, device))
     return EncoderComparison(*results)

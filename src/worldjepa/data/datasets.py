@@ -1,0 +1,94 @@
+"""The dataset a pretraining preset names (`data:` section): built-in procedural sets, image and video
+folders, or a recorded trajectory folder seen as action-free video (stage 1 of V-JEPA 2-style training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from worldjepa.data.images import DigitsDataset, ImageFolderDataset, ShapesDataset
+from worldjepa.data.trajectories import TrajectoryDataset
+from worldjepa.data.transforms import normalize, to_float
+from worldjepa.data.video import SyntheticVideoDataset, VideoFolderDataset
+from worldjepa.errors import UserError
+
+IMAGE_DATASETS = ("shapes", "digits", "folder")
+VIDEO_DATASETS = ("synthetic_video", "video_folder", "trajectories")
+
+
+@dataclass
+class DataConfig:
+    """The `data:` section of a pretraining preset.
+
+    dataset: shapes | digits | folder (root/train, root/val, one subfolder per class) for images;
+    synthetic_video | video_folder | trajectories (a `worldjepa collect` folder) for video.
+    num_frames / frame_step: clip length and stride (video); num_train / num_test / seed: size and seed of
+    the procedural sets (shapes, synthetic_video).
+    """
+
+    dataset: Literal["shapes", "digits", "folder", "synthetic_video", "video_folder", "trajectories"] = (
+        "shapes"
+    )
+    root: str | None = None
+    image_size: int = 64
+    num_frames: int = 1
+    frame_step: int = 1
+    num_train: int = 4000
+    num_test: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "num_frames", "frame_step", "num_train", "num_test"):
+            if getattr(self, name) < 1:
+                raise UserError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.dataset in ("folder", "video_folder", "trajectories") and not self.root:
+            made_by = "`worldjepa collect`" if self.dataset == "trajectories" else "one subfolder per class"
+            raise UserError(f"data.dataset={self.dataset} needs data.root=DIR ({made_by})")
+
+
+class TrajectoryVideo(torch.utils.data.Dataset):
+    """Clips of a recorded trajectory folder as action-free video: stage 1 of V-JEPA 2-style training.
+
+    Items are {"video": normalized float [3, T, H, W]}; actions and states are not used in stage 1.
+    """
+
+    def __init__(self, root: str | Path, num_frames: int, frame_step: int):
+        self.clips = TrajectoryDataset(root, clip_length=num_frames, frame_skip=frame_step)
+        if len(self.clips) == 0:
+            raise UserError(
+                f"trajectory folder {root} has no episode of {num_frames} frames at step {frame_step}; "
+                "collect longer episodes or lower data.num_frames / data.frame_step"
+            )
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        frames = normalize(to_float(self.clips[index]["frames"]))  # [T, 3, H, W]
+        return {"video": frames.transpose(0, 1).contiguous()}
+
+
+def build_dataset(data: DataConfig, video: bool, train: bool) -> torch.utils.data.Dataset:
+    """The dataset named by `data.dataset` (train or held-out split) for an image or a video method."""
+    name, size = data.dataset, data.image_size
+    valid = VIDEO_DATASETS if video else IMAGE_DATASETS
+    if name not in valid:
+        raise UserError(
+            f"data.dataset '{name}' is not available for this method; use one of {', '.join(valid)}"
+        )
+    if name == "trajectories":
+        return TrajectoryVideo(data.root, data.num_frames, data.frame_step)
+    if name in ("folder", "video_folder"):
+        root = Path(data.root) / ("train" if train else "val")
+        if name == "folder":
+            return ImageFolderDataset(root, size, train=train)
+        return VideoFolderDataset(root, data.num_frames, data.frame_step, size, train=train)
+    count = data.num_train if train else data.num_test
+    if name == "shapes":
+        return ShapesDataset(count, size, train=train, seed=data.seed)
+    if name == "digits":
+        return DigitsDataset(size, train=train)
+    return SyntheticVideoDataset(count, data.num_frames, size, train=train, seed=data.seed)
