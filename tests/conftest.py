@@ -32,6 +32,8 @@ TINY_WORLD_MODEL = [
     "evaluate.episodes=2",
     "evaluate.gif_episodes=1",
     "evaluate.baselines=[random]",
+    "evaluate.split=test",
+    "world_model.state_readout.steps=20",
 ]
 TINY_ENCODER = [
     "data.num_frames=4",

@@ -5,7 +5,9 @@ import pytest
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.demo import run_demo
 from worldjepa.errors import UserError
-from worldjepa.stages.evaluate import check_unseen_seeds
+from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.presets import SPLIT_SEEDS, load_config
+from worldjepa.stages.evaluate import check_unseen_seeds, check_world_model
 
 
 @pytest.mark.slow
@@ -18,6 +20,7 @@ def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path, tiny_world_model_cfg
         "encoder/latest.pt",
         "world_model/config.json",
         "proprio_head.json",
+        "state_readout.json",
         "eval/world_model/episode_000.gif",
     ):
         assert (tmp_path / path).is_file(), path
@@ -28,11 +31,17 @@ def test_every_stage_runs_and_a_rerun_reuses_them(tmp_path, tiny_world_model_cfg
     assert [r.rsplit(None, 1)[0] for r in again.splitlines()[:3]] == [
         r.rsplit(None, 1)[0] for r in table.splitlines()[:3]
     ]
+    assert "goal images" in table and "(test seeds)" in table  # the protocol and the split it used
     data = TrajectoryDataset(tmp_path / "data", clip_length=1)
-    used = data.episode_seeds[0]
-    assert used == int(data.episode(0)["seed"])
-    with pytest.raises(UserError, match="were used to collect"):
-        check_unseen_seeds(tmp_path / "data", used, 1)
+    model = ACWorldModel.load(tmp_path / "world_model")
+    assert model.trained_on["seeds"] == sorted(data.episode_seeds)  # stage 1 and 2 saw the same episodes
+    assert model.trained_on["env_id"] == cfg.env.id and model.state_readout is not None
+    with pytest.raises(UserError, match=r"the test seeds \[300003\] were used to collect"):
+        check_unseen_seeds([5, SPLIT_SEEDS["test"] + 3], "the data")
+    with pytest.raises(
+        UserError, match="trained on worldjepa/ArmReach-v0, the preset evaluates worldjepa/TwoRooms"
+    ):
+        check_world_model(model, load_config("wm_two_rooms"), None)
 
 
 def test_stage_two_takes_a_converted_encoder_folder(tmp_path):

@@ -18,12 +18,12 @@ from worldjepa.envs.base import GoalEnv
 from worldjepa.errors import UserError
 from worldjepa.eval.closed_loop import (
     RandomPolicy,
-    SubgoalPolicy,
     evaluate,
     simulator_agent,
     wilson_interval,
 )
 from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, PlannerConfig, build_agent, shift_plan
+from worldjepa.planning.goal import GoalImage, PrivilegedGoal
 
 STEP = 0.25  # action bound of the toy env
 
@@ -39,7 +39,8 @@ def one_thread():
 
 
 class PointEnv(GoalEnv, gym.Env):
-    """A point in [-1, 1]^2 moved by the action; pixels are a 16x16 image with the point drawn."""
+    """A point in [-1, 1]^2 moved by the action; pixels are a 16x16 image with the point drawn
+    anti-aliased (its intensity split over the 2x2 nearest pixels), so a picture shows the exact position."""
 
     success_criterion = "distance to the goal < 0.05"
 
@@ -62,8 +63,11 @@ class PointEnv(GoalEnv, gym.Env):
 
     def _obs(self, pos: np.ndarray) -> dict[str, np.ndarray]:
         pixels = np.zeros((16, 16, 3), np.uint8)
-        row, col = np.clip(((pos + 1) / 2 * 15).round().astype(int), 0, 15)
-        pixels[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = 255
+        row, col = (pos + 1) / 2 * 15
+        r0, c0 = min(int(row), 14), min(int(col), 14)
+        fr, fc = row - r0, col - c0
+        weights = np.outer([1 - fr, fr], [1 - fc, fc])
+        pixels[r0 : r0 + 2, c0 : c0 + 2] = np.round(255 * weights)[..., None]
         return {"pixels": pixels, "state": pos.copy()}
 
     def _info(self) -> dict:
@@ -80,8 +84,17 @@ class PointEnv(GoalEnv, gym.Env):
         self.pos = state.copy()
 
 
+def position_in(pixels: np.ndarray) -> np.ndarray:
+    """The point's position read from a PointEnv picture: the intensity-weighted centroid."""
+    weights = pixels[..., 0].astype(np.float64)
+    rows, cols = np.indices(weights.shape)
+    centroid = np.array([(rows * weights).sum(), (cols * weights).sum()]) / weights.sum()
+    return (centroid / 15 * 2 - 1).astype(np.float32)
+
+
 class LinearModel:
-    """Exact latent model z_{t+1} = z_t + a_t B^T with z = state as one token ([B, 1, 2]); counts
+    """Exact latent model z_{t+1} = z_t + a_t B^T with z = state as one token ([B, 1, 2]); a goal's state
+    is read from its image (the planning protocol), unless a privileged reference hands it over. Counts
     `unroll` calls and keeps every action batch it saw."""
 
     def __init__(self, b: torch.Tensor | None = None) -> None:
@@ -90,6 +103,10 @@ class LinearModel:
 
     def encode(self, obs):
         return Latent(obs["state"].float()[:, None, :])
+
+    def encode_goal(self, goal):
+        state = goal.state if isinstance(goal, PrivilegedGoal) else position_in(goal.image)
+        return Latent(torch.as_tensor(state, dtype=torch.float32)[None, None, :])
 
     def unroll(self, latent, actions):
         self.calls.append(actions.clone())
@@ -270,18 +287,19 @@ def test_planner_rejects_bad_settings():
 # ---- MPC agent and closed-loop evaluation --------------------------------------------------------
 
 
-def make_agent(execute_steps: int = 1) -> MPCAgent:
+def make_agent(execute_steps: int = 1, subgoal_steps: tuple[int, ...] = ()) -> MPCAgent:
     planner = CEM(
         2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
     )
-    return MPCAgent(LinearModel(), planner, GoalEnergy(steps="sum"), execute_steps=execute_steps)
+    energy = GoalEnergy(steps="sum")
+    return MPCAgent(LinearModel(), planner, energy, execute_steps=execute_steps, subgoal_steps=subgoal_steps)
 
 
 def test_agent_replans_with_warm_start_and_action_queue():
     env = PointEnv()
     obs, _ = env.reset(seed=3)
     agent = make_agent(execute_steps=2)
-    agent.reset(env.goal_observation())
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
     first = agent.act(obs)
     second = agent.act(obs)
     assert len(agent.plan_times) == 1  # two queued actions, one plan
@@ -313,7 +331,7 @@ def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     agent = MPCAgent(FrameSkipModel(k), planner, GoalEnergy(steps="sum"), execute_steps=k, frame_skip=k)
     env = PointEnv()
     obs, _ = env.reset(seed=1)
-    agent.reset(env.goal_observation())
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
     executed = np.stack([agent.act(obs) for _ in range(k)])
     assert len(agent.plan_times) == 1 and executed.shape == (k, 2)
     np.testing.assert_allclose(executed.reshape(-1), agent.last_plan.actions[0].numpy())
@@ -322,7 +340,7 @@ def test_frame_skip_agent_executes_k_env_actions_per_planned_step():
     # one env action per re-plan: part of a step; the warm start drops exactly that action
     model = FrameSkipModel(k)
     agent = MPCAgent(model, planner, GoalEnergy(steps="sum"), execute_steps=1, frame_skip=k)
-    agent.reset(env.goal_observation())
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
     first = agent.act(obs)
     previous = agent.last_plan.actions.reshape(-1, 2)
     np.testing.assert_allclose(first, previous[0].numpy())
@@ -349,7 +367,7 @@ def test_hold_actions_plans_one_action_per_step_and_repeats_it():
     )
     env = PointEnv()
     obs, _ = env.reset(seed=1)
-    agent.reset(env.goal_observation())
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
     executed = np.stack([agent.act(obs) for _ in range(k)])
     plan = agent.last_plan.actions  # [H, 2]: one action per model step
     assert plan.shape == (2, 2) and len(agent.plan_times) == 1
@@ -392,10 +410,11 @@ def test_true_simulator_baseline_solves_toy_env():
     planner = CEM(
         2, horizon=2, samples=16, top_k=4, iterations=3, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
     )
-    report = evaluate(
-        PointEnv, lambda env: simulator_agent(env, PointEnv(), planner), episodes=3, seed=0, max_steps=20
-    )
+    simulator = lambda env: simulator_agent(env, PointEnv(), planner)
+    report = evaluate(PointEnv, simulator, episodes=3, seed=0, max_steps=20, privileged=True)
     assert report.success_rate == 1.0, report.summary()
+    with pytest.raises(UserError, match="privileged reference"):  # it plans toward states, not images
+        evaluate(PointEnv, simulator, episodes=1, seed=0, max_steps=2)
 
 
 def test_evaluation_writes_gif_and_plot(tmp_path):
@@ -450,51 +469,70 @@ class ViaPointEnv(PointEnv):
         return [self._obs(self.VIA), self.goal_observation()]
 
 
-class RecordingPolicy:
-    """Records which goal it was reset with at which step; one 'plan' per act."""
-
-    def __init__(self) -> None:
-        self.resets, self.t = [], 0
-
-    def reset(self, goal_obs):
-        self.resets.append((self.t, goal_obs["state"].copy()))
-        self.plan_times = []
-
-    def act(self, obs):
-        self.t += 1
-        self.plan_times.append(0.5)
-        return np.zeros(2, np.float32)
+def subgoal_images(env: PointEnv) -> list[GoalImage]:
+    return [GoalImage(o["pixels"]) for o in env.subgoal_observations()]
 
 
-def test_subgoal_policy_switches_goals_on_its_fixed_schedule():
+def test_agent_switches_sub_goals_on_its_fixed_schedule():
     env = ViaPointEnv()
-    env.reset(seed=0)
-    recorder = RecordingPolicy()
-    policy = SubgoalPolicy(recorder, env, steps=[3])
-    policy.reset(env.goal_observation())
+    obs, _ = env.reset(seed=0)
+    planner = CEM(2, horizon=2, samples=8, top_k=2, iterations=1, init_std=STEP, **CEM_PAPER)
+    agent = MPCAgent(LinearModel(), planner, GoalEnergy(), subgoal_steps=[3])
+    agent.reset(subgoal_images(env))
+    goals = []
     for _ in range(5):
-        policy.act(None)
-    assert [t for t, _ in recorder.resets] == [0, 3]
-    np.testing.assert_array_equal(recorder.resets[0][1], ViaPointEnv.VIA)
-    np.testing.assert_array_equal(recorder.resets[1][1], env.goal)
-    assert policy.plan_times == [0.5] * 5  # re-plans before the switch are kept
-    with pytest.raises(UserError, match="1 step counts"):
-        SubgoalPolicy(recorder, env, steps=[3, 3]).reset(env.goal_observation())
+        agent.act(obs)
+        goals.append(agent.goal.visual.flatten().numpy())
+    np.testing.assert_allclose(goals[:3], [ViaPointEnv.VIA] * 3, atol=1e-3)  # read from the image
+    np.testing.assert_allclose(goals[3:], [env.goal] * 2, atol=1e-3)
+    assert len(agent.plan_times) == 5  # the re-plans before the switch are kept
+    with pytest.raises(UserError, match="plans toward 2 goal images"):
+        agent.reset(subgoal_images(env)[1:])
     with pytest.raises(UserError, match="positive"):
-        SubgoalPolicy(recorder, env, steps=[0])
+        MPCAgent(LinearModel(), planner, subgoal_steps=[0])
 
 
 def test_agent_with_subgoals_passes_the_way_point_and_ends_at_the_goal():
     env = ViaPointEnv()
-    policy = SubgoalPolicy(make_agent(), env, steps=[20])
+    policy = make_agent(subgoal_steps=[20])
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
-        policy.reset(env.goal_observation())
+        policy.reset(subgoal_images(env))
         path = []
         for _ in range(40):
             obs, _, _, _, info = env.step(policy.act(obs))
             path.append(obs["state"])
         assert np.linalg.norm(np.array(path[:20]) - ViaPointEnv.VIA, axis=1).min() < 0.05
         assert info["success"]
-    report = evaluate(ViaPointEnv, make_agent(), episodes=3, seed=0, max_steps=40, subgoal_steps=[20])
+    report = evaluate(ViaPointEnv, policy, episodes=3, seed=0, max_steps=40, subgoals=True)
     assert report.success_rate == 1.0 and report.replans == 3 * 40, report.summary()
+
+
+class GoalRecorder:
+    """A policy that keeps the goals it was reset with and stands still."""
+
+    def __init__(self) -> None:
+        self.goals: list = []
+
+    def reset(self, goals) -> None:
+        self.goals.append(list(goals))
+
+    def act(self, obs):
+        return np.zeros(2, np.float32)
+
+
+def test_evaluation_hands_the_planner_goal_images_only():
+    recorder = GoalRecorder()
+    evaluate(ViaPointEnv, recorder, episodes=2, seed=0, max_steps=2)
+    evaluate(ViaPointEnv, recorder, episodes=1, seed=0, max_steps=2, subgoals=True)
+    assert [len(goals) for goals in recorder.goals] == [1, 1, 2]
+    assert all(
+        type(goal) is GoalImage and not hasattr(goal, "state") for goals in recorder.goals for goal in goals
+    )
+    evaluate(ViaPointEnv, recorder, episodes=1, seed=0, max_steps=2, privileged=True)  # reference rows only
+    assert isinstance(recorder.goals[-1][0], PrivilegedGoal)
+    env = ViaPointEnv()
+    env.reset(seed=0)
+    np.testing.assert_array_equal(recorder.goals[-1][0].state, env.goal)
+    with pytest.raises(UserError, match="uint8"):
+        GoalImage(np.zeros((4, 4, 3), np.float32))

@@ -7,14 +7,14 @@ the same seeds see the same episodes. The success rate comes with a 95 % Wilson 
 
 Baselines share the `Policy` API, so they go through the very same loop:
 - `RandomPolicy`: uniform random actions, the floor;
-- `simulator_agent`: the same planner and energy with the true simulator as the world model, the
-  ceiling (what planning can do when prediction is perfect).
+- `simulator_agent`: the same planner with the true simulator as the world model, planning toward the
+  simulator's goal state: a privileged reference (what planning can do when prediction is perfect and
+  the goal state is known), never a headline.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import statistics
 import zlib
@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from worldjepa.errors import UserError
 from worldjepa.planning.agent import MPCAgent
 from worldjepa.planning.energy import GoalEnergy
+from worldjepa.planning.goal import Goal, PrivilegedGoal, goals_from_observations
 from worldjepa.planning.sampling_planner import SamplingPlanner
 from worldjepa.planning.world_model import Latent
 from worldjepa.viz.episodes import plot_episodes, save_episode_gif
@@ -42,7 +43,7 @@ class Policy(Protocol):
     outcome depends only on the env seed. It may expose `plan_times: list[float]` (seconds per
     re-plan since the last reset), which the report summarises."""
 
-    def reset(self, goal_obs: dict[str, np.ndarray]) -> None: ...
+    def reset(self, goals: Sequence[Goal]) -> None: ...
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -55,52 +56,12 @@ class RandomPolicy:
         self.low, self.high, self.seed = action_space.low, action_space.high, seed
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
-        goal_key = zlib.crc32(np.ascontiguousarray(goal_obs["state"]).tobytes())
+    def reset(self, goals: Sequence[Goal]) -> None:
+        goal_key = zlib.crc32(np.ascontiguousarray(goals[-1].image).tobytes())
         self.rng = np.random.default_rng([self.seed, goal_key])
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
-
-
-class SubgoalPolicy:
-    """Visual sub-goals on a fixed schedule, V-JEPA 2-AC's recipe for multi-stage tasks: the wrapped
-    policy plans toward each of the env's `subgoal_observations()` in turn, for `steps[i]` env steps
-    each, and toward the last one (the goal) for the rest of the episode. No privileged switching: the
-    schedule is fixed, whatever the robot has achieved."""
-
-    def __init__(self, policy: Policy, env: gym.Env, steps: Sequence[int]) -> None:
-        if not steps or min(steps) < 1:
-            raise UserError(f"subgoal steps must be a non-empty list of positive step counts, got {steps}")
-        self.policy, self.env = policy, env.unwrapped
-        self.switch_at = list(itertools.accumulate(steps))
-        self.goals: list[dict[str, np.ndarray]] = []
-        self.t, self.earlier_plan_times = 0, []
-
-    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
-        self.goals = self.env.subgoal_observations()
-        if len(self.goals) != len(self.switch_at) + 1:
-            raise UserError(
-                f"{type(self.env).__name__} has {len(self.goals)} sub-goals (the goal included), so "
-                f"evaluate.subgoal_steps needs {len(self.goals) - 1} step counts, got {len(self.switch_at)}"
-            )
-        self.t, self.earlier_plan_times = 0, []
-        self.policy.reset(self.goals[0])
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        if self.t in self.switch_at:
-            self.earlier_plan_times += self._inner_plan_times
-            self.policy.reset(self.goals[self.switch_at.index(self.t) + 1])
-        self.t += 1
-        return self.policy.act(obs)
-
-    @property
-    def _inner_plan_times(self) -> list[float]:
-        return list(getattr(self.policy, "plan_times", []))
-
-    @property
-    def plan_times(self) -> list[float]:
-        return self.earlier_plan_times + self._inner_plan_times
 
 
 class SimulatorModel:
@@ -121,6 +82,11 @@ class SimulatorModel:
         self.snapshot = self.live.get_sim_state()
         return Latent(obs["state"].float()[:, None, :])
 
+    def encode_goal(self, goal: Goal) -> Latent:
+        if not isinstance(goal, PrivilegedGoal):
+            raise UserError("the true simulator plans toward goal states: it is a privileged reference row")
+        return Latent(torch.as_tensor(goal.state, dtype=torch.float32)[None, None, :])
+
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:
         candidates, horizon = actions.shape[:2]
         states = np.empty((candidates, horizon, latent.visual.shape[-1]), dtype=np.float32)
@@ -138,13 +104,16 @@ def simulator_agent(
     planner: SamplingPlanner,
     energy: GoalEnergy | None = None,
     execute_steps: int = 1,
+    subgoal_steps: Sequence[int] = (),
 ) -> MPCAgent:
     """The upper-bound baseline: `planner` plans with the true simulator; the energy compares states
     (default: mean squared distance to the goal observation's `state`, summed over the planned steps:
     scoring only the last step leaves the first, executed action free once the goal is in reach, and
     the agent then jitters around the goal)."""
     energy = energy if energy is not None else GoalEnergy(metric="l2", steps="sum")
-    return MPCAgent(SimulatorModel(env, scratch_env), planner, energy, execute_steps)
+    return MPCAgent(
+        SimulatorModel(env, scratch_env), planner, energy, execute_steps, subgoal_steps=subgoal_steps
+    )
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -236,7 +205,8 @@ def evaluate(
     gif_dir: str | Path | None = None,
     gif_episodes: int = 3,
     progress: bool = True,
-    subgoal_steps: Sequence[int] = (),
+    subgoals: bool = False,
+    privileged: bool = False,
 ) -> EvalReport:
     """Run `episodes` episodes (episode i from `reset(seed=seed + i)`) for at most `max_steps` steps
     each (default: the env's registered limit), stopping early when the env terminates or truncates.
@@ -244,8 +214,10 @@ def evaluate(
     env: a registered env id or a function that builds the env. policy: a policy, or a function that
     builds one for the evaluation env (for baselines that need the env: its action space, its state).
     gif_dir: if given, writes `episode_000.gif`... for the first `gif_episodes` episodes and
-    `episodes.png` (distance and success over time). subgoal_steps: if given, the policy plans toward
-    the env's sub-goals on that schedule (`SubgoalPolicy`); the GIFs show the final goal.
+    `episodes.png` (distance and success over time). The policy gets the goal as the planning protocol
+    allows (`worldjepa.planning.goal`): the goal image, or with `subgoals` the env's sub-goal images in
+    order (the goal last); `privileged` adds the simulator's goal states (reference rows only). The GIFs
+    show the final goal.
     """
     if episodes < 1:
         raise UserError(f"evaluate needs episodes >= 1, got {episodes}")
@@ -255,14 +227,13 @@ def evaluate(
         if max_steps is None:
             raise UserError("the env has no registered step limit: pass max_steps to evaluate")
     policy = policy if hasattr(policy, "act") else policy(env)
-    if subgoal_steps:
-        policy = SubgoalPolicy(policy, env, subgoal_steps)
     records = []
     bar = tqdm(range(episodes), desc="episodes", unit="ep", disable=not progress)
     for i in bar:
         obs, info = env.reset(seed=seed + i)
         goal_obs = env.unwrapped.goal_observation()
-        policy.reset(goal_obs)
+        shown = env.unwrapped.subgoal_observations() if subgoals else [goal_obs]
+        policy.reset(goals_from_observations(shown, privileged))
         keep_frames = gif_dir is not None and i < gif_episodes
         frames = [obs["pixels"]] if keep_frames else []
         distances, successes = [float(info["distance"])], [bool(info["success"])]

@@ -1,6 +1,6 @@
 """What network a set of weights is: infer it from a state dict, read it off a module, describe it, rebuild it.
 
-An `Architecture` is a kind (encoder, masked predictor, AC predictor, proprio head) plus the constructor
+An `Architecture` is a kind (encoder, masked predictor, AC predictor, proprio head, state readout) plus the constructor
 arguments of our module. It is inferred from weights alone where the weights determine it:
 
 - width, depth, MLP ratio, qkv bias, in-channels: from the tensor shapes;
@@ -35,9 +35,12 @@ from worldjepa.nn.pos_embed import sincos_2d, sincos_3d
 from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, build_proprio_head
 from worldjepa.nn.sizes import AC_PREDICTORS, ENCODERS, PREDICTORS, Size, released
+from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
 
-Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head"]
+Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head", "state_readout"]
+#: worldjepa's own heads: their config holds every constructor argument (no inference from weights).
+OWN_HEADS = ("proprio_head", "state_readout")
 Family = Literal["ijepa", "vjepa", "vjepa2", "vjepa2_ac", "worldjepa"]
 
 OFFICIAL_HEAD_DIM = 64
@@ -54,6 +57,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "predictor": MaskedPredictor,
     "ac_predictor": ActionConditionedPredictor,
     "proprio_head": lambda **config: build_proprio_head(config),
+    "state_readout": StateReadout,
 }
 PREFIXES = ("module.backbone.", "module.", "backbone.")
 
@@ -82,7 +86,7 @@ class Architecture:
         """The method whose released weights have this shape (sin-cos image/video, RoPE, AC)."""
         if self.kind == "ac_predictor":
             return "vjepa2_ac"
-        if self.kind == "proprio_head":
+        if self.kind in OWN_HEADS:
             return "worldjepa"
         if self.kwargs.get("pos_embed") == "rope":
             return "vjepa2"
@@ -91,7 +95,7 @@ class Architecture:
     def override(self, **overrides: Any) -> Architecture:
         """Replace constructor arguments (e.g. `num_heads=4`, `img_size=64`); unknown names are a UserError."""
         known = inspect.signature(BUILDERS[self.kind]).parameters
-        unknown = sorted(set(overrides) - set(known)) if self.kind != "proprio_head" else []
+        unknown = sorted(set(overrides) - set(known)) if self.kind not in OWN_HEADS else []
         if unknown:
             raise UserError(
                 f"{', '.join(unknown)} is not an argument of the {self.kind}; "
@@ -116,6 +120,8 @@ class Architecture:
         kw = self.kwargs
         if self.kind == "proprio_head":
             return f"{kw.get('kind', 'learned')} proprio head ({kw.get('state_dim')}-D states)"
+        if self.kind == "state_readout":
+            return f"state readout ({kw.get('embed_dim')}-wide latents -> {kw.get('state_dim')}-D states)"
         if self.kind == "encoder":
             size = released(ENCODERS, kw["embed_dim"], kw["depth"])
             name = size.name if size else "ViT"
@@ -309,9 +315,9 @@ def architecture_of(module: nn.Module) -> Architecture:
         return Architecture("ac_predictor", _ac_predictor_kwargs(module))
     if isinstance(module, ProprioHead | AdditiveProprio):
         return Architecture("proprio_head", module.config())
-    raise UserError(
-        f"cannot save a {type(module).__name__}: worldjepa saves its ViT, predictors and proprio heads"
-    )
+    if isinstance(module, StateReadout):
+        return Architecture("state_readout", module.config())
+    raise UserError(f"cannot save a {type(module).__name__}: worldjepa saves its ViT, predictors and heads")
 
 
 def _blocks_kwargs(blocks: nn.ModuleList, width: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ KIND_NAMES = {
     "predictor": "a masked predictor",
     "ac_predictor": "a V-JEPA 2-AC predictor",
     "proprio_head": "a proprio head",
+    "state_readout": "a state readout",
 }
 SHOWN = 4  # keys listed per problem before "... and N more"
 

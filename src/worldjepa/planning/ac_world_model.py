@@ -6,6 +6,13 @@ step over all candidates, with a key/value cache (`cached_rollout`): step t runs
 The start latent is encoded once and shared by every candidate. Future states for the predictor's
 state tokens come from the proprio head (see `worldjepa.nn.proprio_head`); without a head the model
 does not use proprioception and its state tokens are zeros.
+encode_goal: a goal image -> its latent, with the goal state read from the image by the state readout
+(`worldjepa.nn.state_readout`, fitted on the training data after stage 2): the planning protocol gives
+the planner goal images only (`worldjepa.planning.goal`).
+
+`trained_on` records what the model was trained for (env id, action / state sizes, image size, frame
+skip, the reset seeds of its training episodes), so that evaluation can refuse another env and seeds
+it has seen.
 
 `save(dir)` / `ACWorldModel.load(dir)`: the worldjepa model folder (`model.safetensors`, no pickle, +
 `config.json` with the architectures, pooling and image normalisation; `worldjepa.interop.worldjepa_format`).
@@ -14,7 +21,9 @@ does not use proprioception and its state tokens are zeros.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -25,7 +34,9 @@ from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.ac_rollout import cached_rollout
 from worldjepa.nn.frame_encoder import FrameEncoder, TokensPerFrame
 from worldjepa.nn.proprio_head import unroll_states
+from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
+from worldjepa.planning.goal import Goal, PrivilegedGoal
 from worldjepa.planning.world_model import Latent
 from worldjepa.train.device import autocast, resolve_device
 
@@ -47,14 +58,18 @@ class ACWorldModel:
         std: tuple[float, ...] = IMAGENET_STD,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
+        state_readout: StateReadout | None = None,
+        trained_on: dict[str, Any] | None = None,
     ) -> None:
         self.device = resolve_device(str(device))
         self.precision = precision
         self.frames = FrameEncoder(encoder, tokens_per_frame, mean, std).to(self.device)
         self.predictor = predictor.to(self.device).eval().requires_grad_(False)
-        self.proprio_head = None if proprio_head is None else proprio_head.to(self.device).eval()
-        if self.proprio_head is not None:
-            self.proprio_head.requires_grad_(False)
+        self.proprio_head, self.state_readout = (
+            None if head is None else head.to(self.device).eval().requires_grad_(False)
+            for head in (proprio_head, state_readout)
+        )
+        self.trained_on = trained_on or {}
 
     @property
     def use_proprio(self) -> bool:
@@ -83,6 +98,22 @@ class ACWorldModel:
         return Latent(visual, obs["state"].to(self.device, torch.float32))
 
     @torch.no_grad()
+    def encode_goal(self, goal: Goal) -> Latent:
+        """A goal image -> Latent(visual [1, N, D], the goal state [1, S] read from the image by the state
+        readout; None without a readout or proprioception). A `PrivilegedGoal` (reference rows only)
+        brings the simulator's goal state instead."""
+        pixels = torch.from_numpy(np.ascontiguousarray(goal.image))[None].to(self.device)
+        with autocast(self.device, self.precision):
+            visual = self.frames(pixels).float()
+        if not self.use_proprio:
+            return Latent(visual)
+        if isinstance(goal, PrivilegedGoal):
+            return Latent(visual, torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None])
+        if self.state_readout is None:
+            return Latent(visual)
+        return Latent(visual, self.state_readout(visual))
+
+    @torch.no_grad()
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:
         """latent: one frame, batch 1 (shared by all candidates) or B; actions [B, H, A] ->
         Latent(visual [B, H, N, D], proprio [B, H, S] or None) of steps 1..H."""
@@ -105,13 +136,14 @@ class ACWorldModel:
                 f"save supports a VisionTransformer encoder, got {type(self.frames.encoder).__name__}"
             )
         modules = {"encoder": self.frames.encoder, "predictor": self.predictor}
-        if self.proprio_head is not None:
-            modules["proprio_head"] = self.proprio_head
+        heads = {"proprio_head": self.proprio_head, "state_readout": self.state_readout}
+        modules |= {name: head for name, head in heads.items() if head is not None}
         world_model = {
             "tokens_per_frame": self.frames.tokens_per_frame,
             "mean": list(self.frames.mean),
             "std": list(self.frames.std),
             "precision": self.precision,
+            "trained_on": self.trained_on,
         }
         save_modules(directory, modules, world_model=world_model)
 
@@ -136,4 +168,6 @@ class ACWorldModel:
             tuple(wm["std"]),
             device,
             precision or wm["precision"],
+            modules.get("state_readout"),
+            wm.get("trained_on"),
         )

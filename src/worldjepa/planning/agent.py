@@ -4,7 +4,12 @@ At each re-plan the agent encodes the current observation, plans a whole action 
 goal embedding, executes its first `execute_steps` env actions, then re-plans from the new observation
 (V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
 so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
-executed actions (warm start), and the goal is encoded once per episode.
+executed actions (warm start), and each goal image is encoded once per episode.
+
+Goals follow the planning protocol (`worldjepa.planning.goal`): images, one or an ordered list of
+sub-goals ending with the goal. With `subgoal_steps` (V-JEPA 2-AC's recipe for multi-stage tasks) the
+agent plans toward sub-goal i for subgoal_steps[i] env steps, then the next, and the goal for the rest
+of the episode: a fixed schedule that never looks at what the robot has achieved.
 
 `hold_actions` plans one env action per model step and holds it for the step's k env actions: the
 search space shrinks k-fold and every candidate moves in straight segments, where k independent
@@ -13,8 +18,10 @@ actions per step mostly cancel out (a detour around a wall needs many moves the 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +30,7 @@ from torch import Tensor
 
 from worldjepa.errors import UserError
 from worldjepa.planning.energy import GoalEnergy
+from worldjepa.planning.goal import Goal
 from worldjepa.planning.planner_config import PlannerConfig
 from worldjepa.planning.sampling_planner import PlanResult, SamplingPlanner, shift_plan
 from worldjepa.planning.world_model import Latent, WorldModel
@@ -37,7 +45,7 @@ def obs_to_batch(obs: dict[str, np.ndarray], device: torch.device | str = "cpu")
 
 
 class MPCAgent:
-    """A goal-reaching policy: `reset(goal_obs)` once per episode, then `act(obs)` every step.
+    """A goal-reaching policy: `reset(goals)` once per episode, then `act(obs)` every step.
 
     plan_times: wall-clock seconds of each re-plan (encode + plan) since the last reset.
     last_plan: the planner's result at the last re-plan.
@@ -52,6 +60,7 @@ class MPCAgent:
         device: torch.device | str = "cpu",
         frame_skip: int = 1,
         hold_actions: bool = False,
+        subgoal_steps: Sequence[int] = (),
     ) -> None:
         if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
@@ -67,29 +76,52 @@ class MPCAgent:
                 f"execute_steps (env actions per re-plan) must be in [1, planner horizon x frame_skip = "
                 f"{planner.horizon * frame_skip}], got {execute_steps}"
             )
+        if any(steps < 1 for steps in subgoal_steps):
+            raise UserError(f"subgoal steps must be positive step counts, got {list(subgoal_steps)}")
         self.world_model, self.planner = world_model, planner
         self.energy = energy if energy is not None else GoalEnergy()
         self.execute_steps, self.device = execute_steps, torch.device(device)
         self.frame_skip, self.hold_actions = frame_skip, hold_actions
-        self.goal: Latent | None = None
+        self.switch_at = list(itertools.accumulate(subgoal_steps))
+        self.goals: list[Latent] = []
+        self.goal_index, self.t = 0, 0
         self.queue: deque[np.ndarray] = deque()
         self.last_plan: PlanResult | None = None
         self.plan_times: list[float] = []
 
+    @property
+    def goal(self) -> Latent | None:
+        """The latent of the goal the agent plans toward now (None before `reset`)."""
+        return self.goals[self.goal_index] if self.goals else None
+
     @torch.inference_mode()
-    def reset(self, goal_obs: dict[str, np.ndarray]) -> None:
-        """Start an episode toward `goal_obs`: encode it once, forget the old plan, restart the noise."""
-        self.goal = self.world_model.encode(obs_to_batch(goal_obs, self.device))
+    def reset(self, goals: Sequence[Goal]) -> None:
+        """Start an episode toward `goals` (sub-goal images in order, the goal last; one image without a
+        sub-goal schedule): encode each once, forget the old plan, restart the noise."""
+        if len(goals) != len(self.switch_at) + 1:
+            raise UserError(
+                f"the agent's sub-goal schedule has {len(self.switch_at)} switches, so it plans toward "
+                f"{len(self.switch_at) + 1} goal images (sub-goals then the goal), got {len(goals)}"
+            )
+        self.goals = [self.world_model.encode_goal(goal) for goal in goals]
+        self.goal_index, self.t = 0, 0
+        self.plan_times = []
+        self._restart()
+
+    def _restart(self) -> None:
         self.queue.clear()
         self.last_plan = None
-        self.plan_times = []
         self.planner.reseed()
 
     @torch.inference_mode()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The next action [A] float32: re-plan when the queue of planned actions is empty."""
-        if self.goal is None:
-            raise UserError("call MPCAgent.reset(goal_obs) before act(obs)")
+        if not self.goals:
+            raise UserError("call MPCAgent.reset(goals) before act(obs)")
+        if self.t in self.switch_at:  # the next sub-goal: plan afresh toward it
+            self.goal_index = self.switch_at.index(self.t) + 1
+            self._restart()
+        self.t += 1
         if not self.queue:
             self._replan(obs)
         return self.queue.popleft()
@@ -127,7 +159,7 @@ class MPCAgent:
 def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.spaces.Box) -> MPCAgent:
     """The receding-horizon agent that plans with `world_model` as the `planner` section says. A model
     trained with frame skip k (its steps take k env actions) plans k-action steps, or one action per step
-    held k times with `hold_actions`."""
+    held k times with `hold_actions`; `subgoal_steps` is its sub-goal schedule."""
     env_dim = action_space.shape[0]
     frame_skip, rest = divmod(world_model.action_dim, env_dim)
     if rest or not frame_skip:
@@ -143,4 +175,5 @@ def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.s
         device=world_model.device,
         frame_skip=frame_skip,
         hold_actions=cfg.hold_actions,
+        subgoal_steps=cfg.subgoal_steps,
     )

@@ -1,4 +1,5 @@
-"""What a planner sees of a world model: a `Latent` record and the `encode` / `unroll` protocol.
+"""What a planner sees of a world model: a `Latent` record and the `encode` / `encode_goal` / `unroll`
+protocol.
 
 Planners never touch pixels or simulators; they only call `unroll` on a start latent with a batch of
 candidate action sequences and score the predicted latents with an objective. Any object with these
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from torch import Tensor
+
+from worldjepa.planning.goal import Goal
 
 
 @dataclass
@@ -44,6 +47,11 @@ class WorldModel(Protocol):
 
     def encode(self, obs: dict[str, Tensor]) -> Latent:
         """obs: `pixels` [B, H, W, 3] uint8 (or [B, 3, H, W] float) and `state` [B, S] -> one-frame latent."""
+        ...
+
+    def encode_goal(self, goal: Goal) -> Latent:
+        """A goal (`worldjepa.planning.goal`) -> its latent, batch 1: the image's embedding, and a goal state
+        when the model can estimate one from the image (or, for a privileged reference, was given one)."""
         ...
 
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:

@@ -1,11 +1,14 @@
 """Stage 3, `worldjepa evaluate`: closed-loop planning toward goal images, with the honest baselines beside it.
 
 A world model (a folder written by post-training) plans with CEM or MPPI in latent space inside the
-receding-horizon agent; episodes start from fixed seeds that the training data never used. Each row is
-one policy over the same episodes: the world model's agent, random actions (lower bound) and the same
-planner on the true simulator (upper bound). A row writes `<out>/<row>/report.json` (the summary, failed
-seeds and every episode), its GIFs and `episodes.png`; `benchmarks/planning_table.py` runs rows through
-this same code.
+receding-horizon agent, under the planning protocol (`worldjepa.planning.goal`): the current image, the
+robot's own state and goal images, nothing else about the goal. Episodes start from the validation
+seeds (to tune) or the test seeds (for reported tables), both checked against the seeds of the
+training data. Each row is one policy over the same episodes: the world model's agent; random actions
+(the floor); and two privileged references, labelled so: the world model given the simulator's goal
+state, and the same planner on the true simulator. A row writes `<out>/<row>/report.json` (protocol,
+summary, failed seeds, every episode), its GIFs and `episodes.png`; `benchmarks/planning_table.py` runs
+rows through this same code.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,49 +40,88 @@ from worldjepa.eval.closed_loop import (
 )
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.planning.agent import build_agent
-from worldjepa.presets import WorldModelPreset
+from worldjepa.presets import SPLIT_SEEDS, SPLIT_SIZE, WorldModelPreset
 from worldjepa.viz.episodes import plot_episodes
 
 WORLD_MODEL = "world_model"
-BASELINES = ("random", "simulator")
+#: Rows other than the world model's own: the floor, and references that see the simulator's goal state.
+BASELINES = ("random", "privileged_goal_state", "simulator")
+PRIVILEGED = ("privileged_goal_state", "simulator")
 REPORT = "report.json"
 
 
-def check_unseen_seeds(trajectories: str | Path | None, seed: int, episodes: int) -> None:
-    """Evaluation episodes must not start from a reset seed that the training data used."""
-    if trajectories is None or not Path(trajectories).is_dir():
-        return
-    used = set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
-    clash = used & set(range(seed, seed + episodes))
-    if clash:
+def check_unseen_seeds(training_seeds: Iterable[int], source: str) -> None:
+    """Neither the validation nor the test range may hold a reset seed of the training data."""
+    used = set(training_seeds)
+    for split, first in SPLIT_SEEDS.items():
+        clash = used & set(range(first, first + SPLIT_SIZE))
+        if clash:
+            raise UserError(
+                f"the {split} seeds {sorted(clash)[:5]} were used to collect the training data ({source}); "
+                "collect it with another seed"
+            )
+
+
+def check_world_model(
+    world_model: ACWorldModel, cfg: WorldModelPreset, trajectories: str | Path | None
+) -> None:
+    """The model must be for the configured env, and no evaluation seed may be one it was trained on
+    (its recorded training seeds, and those of `trajectories` when given)."""
+    trained = world_model.trained_on
+    if trained.get("env_id", cfg.env.id) != cfg.env.id:
         raise UserError(
-            f"evaluation seeds {sorted(clash)[:5]} were used to collect {trajectories}; pick evaluate.seed"
+            f"the world model was trained on {trained['env_id']}, the preset evaluates {cfg.env.id}; "
+            "use the preset it was trained with (-c)"
+        )
+    if trajectories is not None:
+        check_unseen_seeds(TrajectoryDataset(trajectories, clip_length=1).episode_seeds, str(trajectories))
+    elif "seeds" in trained:
+        check_unseen_seeds(trained["seeds"], "recorded in the model folder")
+    else:
+        raise UserError(
+            "this world model does not record the seeds of its training data (made by an older worldjepa): "
+            "pass its training trajectories (--data DIR) or re-run posttrain"
         )
 
 
-def load_world_model(model: ACWorldModel | str | Path, cfg: WorldModelPreset) -> ACWorldModel:
-    """A world model object as is, or loaded from its folder on the preset's device and precision."""
-    if isinstance(model, ACWorldModel):
-        return model
-    return ACWorldModel.load(model, device=cfg.device, precision=cfg.world_model.precision)
+def load_world_model(
+    model: ACWorldModel | str | Path, cfg: WorldModelPreset, trajectories: str | Path | None = None
+) -> ACWorldModel:
+    """A world model object as is, or loaded from its folder on the preset's device and precision; checked
+    against the preset's env and the evaluation seeds (`check_world_model`)."""
+    if not isinstance(model, ACWorldModel):
+        model = ACWorldModel.load(model, device=cfg.device, precision=cfg.world_model.precision)
+    check_world_model(model, cfg, trajectories)
+    return model
 
 
 def row_policy(
-    row: str, cfg: WorldModelPreset, model: ACWorldModel | str | Path | None, action_space: gym.spaces.Box
+    row: str,
+    cfg: WorldModelPreset,
+    model: ACWorldModel | str | Path | None,
+    action_space: gym.spaces.Box,
+    trajectories: str | Path | None = None,
 ) -> Policy | Callable[[gym.Env], Policy]:
-    """The policy of a row: the world model's agent, `random` actions (lower bound) or the same planner
-    on the true `simulator` (upper bound; `evaluate.simulator_samples` candidates, since each one steps
-    the env)."""
-    if row == WORLD_MODEL:
+    """The policy of a row: the world model's agent (also the `privileged_goal_state` row: the same agent,
+    handed the simulator's goal state), `random` actions or the same planner on the true `simulator`
+    (`evaluate.simulator_samples` candidates, since each one steps the env)."""
+    if row in (WORLD_MODEL, "privileged_goal_state"):
         if model is None:
-            raise UserError("the world_model row needs a world model")
-        return build_agent(load_world_model(model, cfg), cfg.planner, action_space)
+            raise UserError(f"the {row} row needs a world model")
+        world_model = load_world_model(model, cfg, trajectories)
+        needs_state = cfg.planner.energy.proprio_weight > 0 and world_model.use_proprio
+        if needs_state and row == WORLD_MODEL and world_model.state_readout is None:
+            raise UserError(
+                "planner.energy.proprio_weight > 0 needs a goal state, which this world model cannot read from "
+                "a goal image (it has no state readout): re-run posttrain, or set planner.energy.proprio_weight=0"
+            )
+        return build_agent(world_model, cfg.planner, action_space)
     if row == "random":
         return RandomPolicy(action_space, seed=cfg.evaluate.seed)
     if row == "simulator":
         planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
-        execute = cfg.planner.execute_steps
-        return lambda env: simulator_agent(env, cfg.env.make(), planner, execute_steps=execute)
+        execute, schedule = cfg.planner.execute_steps, cfg.planner.subgoal_steps
+        return lambda env: simulator_agent(env, cfg.env.make(), planner, None, execute, schedule)
     raise UserError(f"unknown evaluation row {row!r}; use {WORLD_MODEL}, {', '.join(BASELINES)}")
 
 
@@ -91,6 +133,7 @@ def _episodes(
     count: int,
     gif_dir: Path | None,
     threads: int | None = None,
+    trajectories: str | Path | None = None,
 ) -> list[EpisodeRecord]:
     """Episodes first..first+count-1 of a row (seeds `evaluate.seed + first`...) on `threads` torch
     threads (None: as set); GIFs of the first `evaluate.gif_episodes` when `gif_dir` is given."""
@@ -101,13 +144,14 @@ def _episodes(
     probe.close()
     report = evaluate(
         cfg.env.make,
-        row_policy(row, cfg, model, action_space),
+        row_policy(row, cfg, model, action_space, trajectories),
         episodes=count,
         seed=cfg.evaluate.seed + first,
         gif_dir=gif_dir,
         gif_episodes=cfg.evaluate.gif_episodes,
         progress=first == 0,
-        subgoal_steps=cfg.evaluate.subgoal_steps,
+        subgoals=bool(cfg.planner.subgoal_steps),
+        privileged=row in PRIVILEGED,
     )
     return report.episodes
 
@@ -119,17 +163,22 @@ def run_row(
     model: ACWorldModel | str | Path | None = None,
     workers: int = 1,
     name: str | None = None,
+    trajectories: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate one row over `evaluate.episodes` episodes, split over `workers` processes of consecutive
     seeds (each loads the model from its folder), merged in seed order. Writes <out_dir>/<name>/ (GIFs,
-    episodes.png, report.json) and returns the report's contents."""
+    episodes.png, report.json) and returns the report's contents. `trajectories`: the model's training
+    data, for a model folder that does not record its training seeds."""
+    if cfg.evaluate.episodes > SPLIT_SIZE:
+        raise UserError(f"evaluate.episodes must be at most {SPLIT_SIZE} (the size of a seed range)")
     name = name or row
     folder = Path(out_dir) / name
     tic = time.perf_counter()
     episodes = cfg.evaluate.episodes
     sizes = [len(part) for part in np.array_split(np.arange(episodes), max(1, workers)) if len(part)]
     if len(sizes) == 1:
-        records, threads = _episodes(row, cfg, model, 0, episodes, folder), torch.get_num_threads()
+        records = _episodes(row, cfg, model, 0, episodes, folder, None, trajectories)
+        threads = torch.get_num_threads()
     else:
         if isinstance(model, ACWorldModel):
             raise UserError("evaluating with several workers needs the world model's folder, not the object")
@@ -148,6 +197,8 @@ def run_row(
     report = summarise(records)
     result = {
         "row": name,
+        "protocol": "privileged goal state" if row in PRIVILEGED else "goal images",
+        "split": cfg.evaluate.split,
         "variation": cfg.env.variation,
         **report.summary_dict(),
         "wall_seconds": time.perf_counter() - tic,
@@ -167,21 +218,24 @@ def run_evaluate(
     trajectories: str | Path | None = None,
     workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """The world model's row and the preset's baselines (`evaluate.baselines`); GIFs under out_dir."""
-    check_unseen_seeds(trajectories, cfg.evaluate.seed, cfg.evaluate.episodes)
+    """The world model's row and the preset's baselines (`evaluate.baselines`); GIFs under out_dir.
+    `trajectories`: the model's training data (checked against the evaluation seeds)."""
     rows = [WORLD_MODEL, *cfg.evaluate.baselines]
-    return [run_row(row, cfg, out_dir, world_model, workers) for row in rows]
+    return [run_row(row, cfg, out_dir, world_model, workers, trajectories=trajectories) for row in rows]
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
     """The rows' reports as a text table: success with its 95 % interval, final distance, re-plan time."""
-    lines = [f"{'policy':14s} {'success':>8s} {'95% CI':>15s} {'final dist':>11s} {'s / re-plan':>12s}"]
+    lines = [
+        f"{'policy':22s} {'protocol':22s} {'success':>8s} {'95% CI':>10s} {'final dist':>11s} {'s / re-plan':>12s}"
+    ]
     for r in reports:
         low, high = r["success_ci95"]
         plan = f"{r['plan_time_mean']:.3f}" if r["plan_time_mean"] is not None else "-"
         name = r["row"].replace("_", " ")
         lines.append(
-            f"{name:14s} {r['success_rate']:8.1%} {f'{low:.0%}-{high:.0%}':>15s} "
+            f"{name:22s} {r['protocol']:22s} {r['success_rate']:8.1%} {f'{low:.0%}-{high:.0%}':>10s} "
             f"{r['mean_final_distance']:11.4f} {plan:>12s}"
         )
-    return "\n".join(lines)
+    split = {r["split"] for r in reports}
+    return "\n".join(lines) + f"\n({' and '.join(sorted(split))} seeds)"

@@ -7,7 +7,10 @@
 3. train the action-conditioned predictor on cached clips with teacher-forcing and rollout L1 losses
    (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
 4. fit the learned proprio head on every recorded transition (`worldjepa.methods.proprio_fit`);
-5. save the world model (`ACWorldModel`: safetensors + config.json) in run_dir/world_model.
+5. fit the state readout on every recorded frame (`worldjepa.methods.state_readout_fit`): how the
+   planner reads a goal state from a goal image;
+6. save the world model (`ACWorldModel`: safetensors + config.json, with what it was trained on) in
+   run_dir/world_model.
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from torch import nn
+
 from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
-from worldjepa.data.trajectories import read_meta
+from worldjepa.data.trajectories import TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
-from worldjepa.interop.pretrain_run import load_encoder
+from worldjepa.interop.pretrain_run import RUN_CONFIG, load_encoder, run_config
 from worldjepa.methods.ac_posttrain import ACPostTraining
 from worldjepa.methods.proprio_fit import cached_transitions, fit_proprio_head
+from worldjepa.methods.state_readout_fit import cached_frames, fit_state_readout
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
+from worldjepa.nn.state_readout import StateReadout
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import WorldModelConfig
 from worldjepa.train import distributed
@@ -68,7 +75,7 @@ def run_posttrain(
     action_dim = meta["action_dim"] * cfg.frame_skip
     shape = cfg.predictor_shape
     predictor = ActionConditionedPredictor(
-        embed_dim=encoder.norm.normalized_shape[0],
+        embed_dim=frames_width(encoder),
         predictor_embed_dim=shape.embed_dim,
         depth=shape.depth,
         num_heads=shape.heads,
@@ -84,14 +91,56 @@ def run_posttrain(
         trainer.fit()
     finally:
         distributed.cleanup()
-    if isinstance(proprio, ProprioHead):  # every rank fits the same head (same data, same seed)
+    # every rank fits the same heads (same data, same seed)
+    if isinstance(proprio, ProprioHead):
         transitions = cached_transitions(cache, cfg.frame_skip)
         errors = fit_proprio_head(
             proprio, *transitions, cfg.proprio_fit, cfg.train.device, cfg.train.progress_bar
         )
         if trainer.dist.is_main:
             (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
-    world_model = ACWorldModel(encoder, predictor, proprio, cfg.tokens_per_frame, precision=cfg.precision)
+    readout = None
+    if proprio is not None:
+        readout = StateReadout(frames_width(encoder), meta["state_dim"], cfg.state_readout.num_heads)
+        errors = fit_state_readout(
+            readout, *cached_frames(cache), cfg.state_readout, cfg.train.device, cfg.train.progress_bar
+        )
+        if trainer.dist.is_main:
+            (run_dir / "state_readout.json").write_text(json.dumps(errors, indent=2) + "\n")
+    world_model = ACWorldModel(
+        encoder,
+        predictor,
+        proprio,
+        cfg.tokens_per_frame,
+        precision=cfg.precision,
+        state_readout=readout,
+        trained_on={**trained_on_data(trajectories, encoder_source), "frame_skip": cfg.frame_skip},
+    )
     if trainer.dist.is_main:
         world_model.save(run_dir / WORLD_MODEL_DIR)
     return world_model
+
+
+def frames_width(encoder: nn.Module) -> int:
+    """The width D of the encoder's tokens (the frame latents' width)."""
+    return encoder.norm.normalized_shape[0]
+
+
+def trained_on_data(trajectories: str | Path, encoder_source: str | Path) -> dict:
+    """What a world model is for: the env, action and state sizes and image size of its stage-2 data,
+    and the reset seeds of every episode it saw (stage 2's data, and stage 1's when it was a trajectory
+    folder), so evaluation can refuse another env and seeds it has seen."""
+    meta = read_meta(trajectories)
+    seeds = set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
+    stage1 = Path(encoder_source) / RUN_CONFIG
+    if stage1.is_file():
+        data = run_config(encoder_source).data
+        if data.dataset == "trajectories" and Path(data.root).is_dir():
+            seeds |= set(TrajectoryDataset(data.root, clip_length=1).episode_seeds)
+    return {
+        "env_id": meta["env_id"],
+        "action_dim": meta["action_dim"],
+        "state_dim": meta["state_dim"],
+        "image_size": list(meta["image_size"]),
+        "seeds": sorted(seeds),
+    }
