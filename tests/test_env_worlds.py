@@ -190,3 +190,28 @@ def test_gym_adapter_on_a_mujoco_env():
 def test_gym_adapter_refuses_discrete_actions():
     with pytest.raises(UserError, match="Box"):
         GymPixelsAdapter(gym.make("CartPole-v1", render_mode="rgb_array"))
+
+
+def test_any_gymnasium_env_gets_goal_images_from_a_rollout():
+    """`evaluate` on an env of Gymnasium's own: the goal is the frame 5 random steps ahead, the start the
+    same seed's reset; random actions rarely land there, the rollout's own actions always do."""
+    from worldjepa.envs import EnvConfig
+    from worldjepa.eval.closed_loop import RandomPolicy, evaluate
+
+    cfg = EnvConfig(id="InvertedPendulum-v5", image_size=32, goal_steps=5, goal_threshold=1e-6)
+    try:
+        env = cfg.make()
+        obs, info = env.reset(seed=3)
+    except Exception as error:  # noqa: BLE001 - any missing renderer or dependency means "cannot test here"
+        pytest.skip(f"InvertedPendulum-v5 cannot render here: {error}")
+    goal = env.unwrapped.goal_observation()
+    assert goal["pixels"].shape == (32, 32, 3) and info["distance"] > 0
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # replay the rollout that made the goal: the env is deterministic
+        obs, _, _, _, info = env.step(
+            rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32)
+        )
+    assert info["success"] and np.array_equal(obs["pixels"], goal["pixels"])
+    report = evaluate(cfg.make, RandomPolicy(env.action_space), episodes=2, seed=0, max_steps=5)
+    env.close()
+    assert len(report.episodes) == 2 and all(np.isfinite(e.final_distance) for e in report.episodes)

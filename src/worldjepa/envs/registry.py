@@ -13,6 +13,7 @@ import gymnasium as gym
 
 from worldjepa.envs.gym_adapter import GymPixelsAdapter
 from worldjepa.envs.rendering import gl_backend
+from worldjepa.envs.rollout_goal import RolloutGoal
 from worldjepa.errors import UserError
 
 
@@ -70,17 +71,22 @@ def make_env(
 
 @dataclasses.dataclass
 class EnvConfig:
-    """The `env:` section of a world-model preset: which world, at which camera resolution, in which
-    visual variation (worldjepa arm envs: default, colors, texture, lighting, camera, distractors; None:
-    the env's own)."""
+    """The `env:` section of a world-model preset: which world (a worldjepa id, or any Gymnasium id that
+    renders), at which camera resolution, in which visual variation (worldjepa arm envs: default, colors,
+    texture, lighting, camera, distractors; None: the env's own). A Gymnasium env has no goal of its own:
+    its goal image is the frame `goal_steps` random actions ahead of the start, and success is its state
+    within `goal_threshold` of that frame's (`worldjepa.envs.rollout_goal`)."""
 
     id: str = "worldjepa/ArmReach-v0"
     image_size: int = 64
     variation: str | None = None
+    goal_steps: int = 25
+    goal_threshold: float = 0.1
 
     def make(self, max_steps: int | None = None) -> gym.Env:
-        """A fresh env as configured."""
-        return make_env(self.id, self.image_size, self.variation, max_steps)
+        """A fresh env as configured, with goals."""
+        env = make_env(self.id, self.image_size, self.variation, max_steps)
+        return env if self.id in ENVS else RolloutGoal(env, self.goal_steps, self.goal_threshold)
 
 
 register_all()
