@@ -14,14 +14,41 @@ from worldjepa.errors import UserError
 from worldjepa.nn.rope import apply_rope
 
 LAYER_NORM_EPS = 1e-6
+#: CPU attention over at most this many keys (by dtype) runs explicitly (q.k^T -> softmax -> .v): there
+#: PyTorch's fused kernel (a flash kernel) is slower for a training step, most of all its bf16 backward
+#: (53 % of a tiny I-JEPA step). Measured by benchmarks/attention_kernels.py (2 cores: explicit 1.9x at
+#: 64 keys in float32 and bfloat16, 1.1-1.9x up to 256 keys in bfloat16, slower beyond); GPUs keep the
+#: fused kernels.
+EXPLICIT_MAX_KEYS = {torch.float32: 64, torch.bfloat16: 256}
 
 Rope = tuple[Tensor, Tensor]  # (cos, sin), each [B|1, 1, N, head_dim]
 #: Step-by-step decoding: per block, the (keys, values) of the tokens run so far, each [B, heads, L, d].
 KVCache = list[tuple[Tensor, Tensor]]
 
 
+def use_explicit_attention(keys: Tensor) -> bool:
+    """Whether attention over `keys` [..., L, d] runs explicitly (see EXPLICIT_MAX_KEYS)."""
+    return keys.device.type == "cpu" and keys.shape[-2] <= EXPLICIT_MAX_KEYS.get(keys.dtype, 0)
+
+
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d), masked where attn_mask is False) v, as the official JEPA code writes it;
+    under autocast the softmax runs in float32."""
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """Scaled dot-product attention [B, h, N, d] with the kernel that is fastest where it runs."""
+    if use_explicit_attention(k):
+        return explicit_attention(q, k, v, attn_mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention through `F.scaled_dot_product_attention` (scale head_dim^-0.5)."""
+    """Multi-head self-attention (scale head_dim^-0.5; the kernel is chosen by `attention`)."""
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
@@ -52,7 +79,7 @@ class Attention(nn.Module):
                 cache[index] = (k, v)
             else:
                 cache.append((k, v))
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        x = attention(q, k, v, attn_mask)
         return self.proj(x.transpose(1, 2).flatten(2))
 
 

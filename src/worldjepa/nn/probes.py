@@ -6,10 +6,10 @@ Both take tokens [B, N, D] and return [B, num_outputs] (class logits or regressi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from worldjepa.errors import UserError
+from worldjepa.nn.attention import attention
 
 
 class LinearProbe(nn.Module):
@@ -78,7 +78,7 @@ class AttentiveProbe(nn.Module):
         q = self.q(query).view(batch, 1, self.num_heads, head_dim).transpose(1, 2)  # [B, h, 1, d]
         kv = self.kv(self.norm_tokens(tokens)).view(batch, num_tokens, 2, self.num_heads, head_dim)
         k, v = kv.permute(2, 0, 3, 1, 4)  # each [B, h, N, d]
-        attended = F.scaled_dot_product_attention(q, k, v)  # [B, h, 1, d]
+        attended = attention(q, k, v)  # [B, h, 1, d]
         x = query + self.proj(attended.transpose(1, 2).reshape(batch, 1, dim))
         x = x + self.mlp(self.norm_mlp(x))
         return x.squeeze(1)
