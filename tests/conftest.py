@@ -34,6 +34,7 @@ TINY_WORLD_MODEL = [
     "evaluate.baselines=[random]",
     "evaluate.split=test",
     "world_model.state_readout.steps=20",
+    "world_model.state_readout.width=8",
 ]
 TINY_ENCODER = [
     "data.num_frames=4",

@@ -79,6 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from worldjepa.demo import SHIPPED_MODELS, run_demo
 
+    args.overrides = ["evaluate.split=test", *args.overrides]  # the demo reports: test seeds, unless asked
     cfg = _world_model_config(args)
     shipped = SHIPPED_MODELS.get(args.config)
     model = args.model or (None if args.train or shipped is None or not shipped.is_dir() else shipped)

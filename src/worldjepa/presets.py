@@ -133,8 +133,8 @@ class WorldModelConfig:
     here wins. proprio: learned (an MLP fitted after the predictor) | additive (s + a, for actions that are
     state deltas) | none. context_length: predicted steps per training clip; frame_skip: env actions per
     model step. cache_precision: autocast of the one-off frame encoding; precision: of encode / unroll at
-    planning time. state_readout: the fit of the readout that estimates a goal state from a goal image
-    (models with proprioception).
+    planning time. state_readout: the network that reads a goal state from a goal image (models with
+    proprioception) and its fit.
     """
 
     tokens_per_frame: TokensPerFrame = 4

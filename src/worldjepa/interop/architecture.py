@@ -121,7 +121,7 @@ class Architecture:
         if self.kind == "proprio_head":
             return f"{kw.get('kind', 'learned')} proprio head ({kw.get('state_dim')}-D states)"
         if self.kind == "state_readout":
-            return f"state readout ({kw.get('embed_dim')}-wide latents -> {kw.get('state_dim')}-D states)"
+            return f"state readout ({kw.get('image_size')} px frames -> {kw.get('state_dim')}-D states)"
         if self.kind == "encoder":
             size = released(ENCODERS, kw["embed_dim"], kw["depth"])
             name = size.name if size else "ViT"

@@ -1,11 +1,17 @@
-"""The state a frame shows, read from its latent: how a planner gets a goal state from a goal IMAGE.
+"""The state a picture shows: how a planner gets a goal state from a goal IMAGE.
 
 Under the planning protocol the planner never sees the simulator's goal state. An energy that compares
-states (the DINO-WM-style proprio term) therefore needs the goal state estimated from the goal image:
-`StateReadout` is V-JEPA's attentive probe (one learned query cross-attending to the frame's latent
-tokens) with a linear head, fitted after stage 2 on every recorded frame and its state
-(`worldjepa.methods.state_readout_fit`), on targets normalised by the data's statistics (constants of
-the architecture, kept in its config like the proprio head's).
+states (the DINO-WM-style proprio term) therefore needs the goal state estimated from the goal image.
+`StateReadout` is a small convolutional network on the frame (four stride-2 convolutions, then an MLP),
+fitted after stage 2 on every recorded frame and its state (`worldjepa.methods.state_readout_fit`), on
+targets normalised by the data's statistics (constants of the architecture, kept in its config like the
+proprio head's).
+
+Why pixels and not the frozen encoder's latents: on 15k Reach frames a readout of the grasp point from the
+tiny stage-1 encoder's tokens is off by 2.8-5.8 cm (attentive probe on the 8x8 grid of a random-init
+encoder 2.8 cm, an MLP on the shipped encoder's 2x2 pooled latents 5.8 cm), this network by 1.2 cm, and
+Reach succeeds within 3 cm. The readout is the same for every encoder, so ablations of the encoder
+compare encoders only.
 """
 
 from __future__ import annotations
@@ -13,24 +19,37 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from worldjepa.errors import UserError
-from worldjepa.nn.probes import AttentiveProbe
 
 
-class StateReadout(AttentiveProbe):
-    """Frame latents [B, N, D] -> the state they show [B, S], in the data's units."""
+class StateReadout(nn.Module):
+    """Normalised frames [B, 3, H, W] (H, W multiples of 16) -> the state they show [B, S], in data units."""
 
     def __init__(
         self,
-        embed_dim: int,
         state_dim: int,
-        num_heads: int = 4,
+        image_size: int,
+        width: int = 32,
         normalization: dict[str, list[float]] | None = None,
     ) -> None:
-        super().__init__(embed_dim, num_heads, state_dim)
-        self.embed_dim, self.state_dim = embed_dim, state_dim
+        super().__init__()
+        if image_size % 16:
+            raise UserError(f"the state readout needs an image size divisible by 16, got {image_size}")
+        self.state_dim, self.image_size, self.width = state_dim, image_size, width
+        channels = [3, width, 2 * width, 4 * width, 4 * width]
+        convs: list[nn.Module] = []
+        for c_in, c_out in zip(channels, channels[1:], strict=False):
+            convs += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
+        side = image_size // 16
+        self.net = nn.Sequential(
+            *convs,
+            nn.Flatten(),
+            nn.Linear(channels[-1] * side * side, 8 * width),
+            nn.GELU(),
+            nn.Linear(8 * width, state_dim),
+        )
         self.set_normalization(normalization)
 
     def set_normalization(self, normalization: dict[str, list[float]] | None) -> None:
@@ -44,12 +63,12 @@ class StateReadout(AttentiveProbe):
         for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
             self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """tokens [B, N, D] -> states [B, S]."""
-        return super().forward(tokens) * self.state_std + self.state_mean
+    def forward(self, frames: Tensor) -> Tensor:
+        """frames [B, 3, H, W] -> states [B, S]."""
+        return self.net(frames) * self.state_std + self.state_mean
 
     def config(self) -> dict[str, Any]:
-        config = {"embed_dim": self.embed_dim, "state_dim": self.state_dim, "num_heads": self.num_heads}
+        config = {"state_dim": self.state_dim, "image_size": self.image_size, "width": self.width}
         if self.normalized:
             config["normalization"] = {
                 key: getattr(self, key).tolist() for key in ("state_mean", "state_std")

@@ -7,8 +7,8 @@ The start latent is encoded once and shared by every candidate. Future states fo
 state tokens come from the proprio head (see `worldjepa.nn.proprio_head`); without a head the model
 does not use proprioception and its state tokens are zeros.
 encode_goal: a goal image -> its latent, with the goal state read from the image by the state readout
-(`worldjepa.nn.state_readout`, fitted on the training data after stage 2): the planning protocol gives
-the planner goal images only (`worldjepa.planning.goal`).
+(`worldjepa.nn.state_readout`, a small network fitted on the training frames after stage 2): the
+planning protocol gives the planner goal images only (`worldjepa.planning.goal`).
 
 `trained_on` records what the model was trained for (env id, action / state sizes, image size, frame
 skip, the reset seeds of its training episodes), so that evaluation can refuse another env and seeds
@@ -111,7 +111,7 @@ class ACWorldModel:
             return Latent(visual, torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None])
         if self.state_readout is None:
             return Latent(visual)
-        return Latent(visual, self.state_readout(visual))
+        return Latent(visual, self.state_readout(self.frames.pixels_to_input(pixels)))
 
     @torch.no_grad()
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:

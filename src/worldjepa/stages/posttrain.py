@@ -8,7 +8,7 @@
    (`worldjepa.methods.ac_posttrain`) with the shared Trainer;
 4. fit the learned proprio head on every recorded transition (`worldjepa.methods.proprio_fit`);
 5. fit the state readout on every recorded frame (`worldjepa.methods.state_readout_fit`): how the
-   planner reads a goal state from a goal image;
+   planner reads a goal state from a goal image (models with proprioception);
 6. save the world model (`ACWorldModel`: safetensors + config.json, with what it was trained on) in
    run_dir/world_model.
 """
@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torch import nn
-
 from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, read_meta
@@ -27,7 +25,7 @@ from worldjepa.errors import UserError
 from worldjepa.interop.pretrain_run import RUN_CONFIG, load_encoder, run_config
 from worldjepa.methods.ac_posttrain import ACPostTraining
 from worldjepa.methods.proprio_fit import cached_transitions, fit_proprio_head
-from worldjepa.methods.state_readout_fit import cached_frames, fit_state_readout
+from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
@@ -75,7 +73,7 @@ def run_posttrain(
     action_dim = meta["action_dim"] * cfg.frame_skip
     shape = cfg.predictor_shape
     predictor = ActionConditionedPredictor(
-        embed_dim=frames_width(encoder),
+        embed_dim=encoder.norm.normalized_shape[0],
         predictor_embed_dim=shape.embed_dim,
         depth=shape.depth,
         num_heads=shape.heads,
@@ -101,9 +99,15 @@ def run_posttrain(
             (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
     readout = None
     if proprio is not None:
-        readout = StateReadout(frames_width(encoder), meta["state_dim"], cfg.state_readout.num_heads)
+        readout = StateReadout(meta["state_dim"], frames.image_size[0], cfg.state_readout.width)
+        recorded = recorded_frames(trajectories)
         errors = fit_state_readout(
-            readout, *cached_frames(cache), cfg.state_readout, cfg.train.device, cfg.train.progress_bar
+            readout,
+            *recorded,
+            frames.pixels_to_input,
+            cfg.state_readout,
+            cfg.train.device,
+            cfg.train.progress_bar,
         )
         if trainer.dist.is_main:
             (run_dir / "state_readout.json").write_text(json.dumps(errors, indent=2) + "\n")
@@ -119,11 +123,6 @@ def run_posttrain(
     if trainer.dist.is_main:
         world_model.save(run_dir / WORLD_MODEL_DIR)
     return world_model
-
-
-def frames_width(encoder: nn.Module) -> int:
-    """The width D of the encoder's tokens (the frame latents' width)."""
-    return encoder.norm.normalized_shape[0]
 
 
 def trained_on_data(trajectories: str | Path, encoder_source: str | Path) -> dict:
