@@ -57,3 +57,24 @@ def test_stage_two_takes_a_converted_encoder_folder(tmp_path):
     torch.testing.assert_close(load_encoder(tmp_path / "released")(x), encoder.eval()(x))
     with pytest.raises(UserError, match="neither a pretraining run nor a worldjepa model folder"):
         load_encoder(tmp_path)
+
+
+def test_ablation_encoders_random_init_and_raw_pixels(tmp_path, tiny_world_model_cfg):
+    import torch
+
+    from worldjepa.interop.pretrain_run import load_encoder
+    from worldjepa.nn.frame_encoder import FrameEncoder
+    from worldjepa.stages.posttrain import save_ablation_encoder
+
+    stage1 = tiny_world_model_cfg.stage1(tmp_path / "data")
+    first = load_encoder(save_ablation_encoder("random", stage1, tmp_path / "a")).state_dict()
+    again = load_encoder(save_ablation_encoder("random", stage1, tmp_path / "b")).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)  # the ablation is reproducible
+    pixels = load_encoder(save_ablation_encoder("pixels", stage1, tmp_path / "p"))
+    frame = torch.zeros(1, 32, 32, 3, dtype=torch.uint8)
+    frame[0, 8:16, 0:8] = 255  # one white patch: row 1, column 0 of the 4x4 grid
+    frames = FrameEncoder(pixels, "grid")
+    assert frames(frame).shape == (1, 16, 3 * 8 * 8)  # one latent token per 8 px patch
+    assert int(pixels(frames.pixels_to_input(frame)).mean(-1).argmax()) == 4  # in the ViT's token order
+    with pytest.raises(UserError, match="random or pixels"):
+        save_ablation_encoder("sketch", stage1, tmp_path / "x")

@@ -62,10 +62,14 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_posttrain(args: argparse.Namespace) -> None:
-    from worldjepa.stages.posttrain import WORLD_MODEL_DIR, run_posttrain
+    from worldjepa.stages.posttrain import WORLD_MODEL_DIR, run_posttrain, save_ablation_encoder
 
     cfg = _world_model_config(args)
-    run_posttrain(cfg.world_model, Path(args.encoder), Path(args.data), Path(args.run_dir))
+    encoder = Path(args.encoder)
+    if args.encoder in ("random", "pixels"):  # ablations: stage 1 skipped, or no encoder at all
+        folder = Path(args.run_dir) / f"{args.encoder}_encoder"
+        encoder = save_ablation_encoder(args.encoder, cfg.stage1(args.data), folder)
+    run_posttrain(cfg.world_model, encoder, Path(args.data), Path(args.run_dir))
     print(f"world model saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
 
 
@@ -151,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("posttrain", help="stage 2: action-conditioned predictor over a frozen encoder")
     _preset_args(p, "wm_arm_reach")
-    p.add_argument("--encoder", required=True, help="a stage-1 run folder, or a model folder from `convert`")
+    p.add_argument(
+        "--encoder",
+        required=True,
+        help="a stage-1 run folder, a model folder from `convert`, or an ablation: `random` (a random-init "
+        "encoder of stage 1's shape) or `pixels` (raw pixel patches as the latent)",
+    )
     p.add_argument("--data", required=True, help="a trajectory folder from `worldjepa collect`")
     p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
     p.set_defaults(func=cmd_posttrain)

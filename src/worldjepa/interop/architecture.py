@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from worldjepa.errors import UserError
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
+from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.pos_embed import sincos_2d, sincos_3d
 from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, build_proprio_head
@@ -38,9 +39,9 @@ from worldjepa.nn.sizes import AC_PREDICTORS, ENCODERS, PREDICTORS, Size, releas
 from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
 
-Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head", "state_readout"]
-#: worldjepa's own heads: their config holds every constructor argument (no inference from weights).
-OWN_HEADS = ("proprio_head", "state_readout")
+Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head", "state_readout", "pixel_patches"]
+#: worldjepa's own modules: their config holds every constructor argument (no inference from weights).
+OWN_MODULES = ("proprio_head", "state_readout", "pixel_patches")
 Family = Literal["ijepa", "vjepa", "vjepa2", "vjepa2_ac", "worldjepa"]
 
 OFFICIAL_HEAD_DIM = 64
@@ -58,6 +59,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "ac_predictor": ActionConditionedPredictor,
     "proprio_head": lambda **config: build_proprio_head(config),
     "state_readout": StateReadout,
+    "pixel_patches": PixelPatches,
 }
 PREFIXES = ("module.backbone.", "module.", "backbone.")
 
@@ -86,7 +88,7 @@ class Architecture:
         """The method whose released weights have this shape (sin-cos image/video, RoPE, AC)."""
         if self.kind == "ac_predictor":
             return "vjepa2_ac"
-        if self.kind in OWN_HEADS:
+        if self.kind in OWN_MODULES:
             return "worldjepa"
         if self.kwargs.get("pos_embed") == "rope":
             return "vjepa2"
@@ -95,7 +97,7 @@ class Architecture:
     def override(self, **overrides: Any) -> Architecture:
         """Replace constructor arguments (e.g. `num_heads=4`, `img_size=64`); unknown names are a UserError."""
         known = inspect.signature(BUILDERS[self.kind]).parameters
-        unknown = sorted(set(overrides) - set(known)) if self.kind not in OWN_HEADS else []
+        unknown = sorted(set(overrides) - set(known)) if self.kind not in OWN_MODULES else []
         if unknown:
             raise UserError(
                 f"{', '.join(unknown)} is not an argument of the {self.kind}; "
@@ -120,6 +122,8 @@ class Architecture:
         kw = self.kwargs
         if self.kind == "proprio_head":
             return f"{kw.get('kind', 'learned')} proprio head ({kw.get('state_dim')}-D states)"
+        if self.kind == "pixel_patches":
+            return f"raw pixel patches ({kw.get('patch_size')} px)"
         if self.kind == "state_readout":
             return f"state readout ({kw.get('image_size')} px frames -> {kw.get('state_dim')}-D states)"
         if self.kind == "encoder":
@@ -317,6 +321,8 @@ def architecture_of(module: nn.Module) -> Architecture:
         return Architecture("proprio_head", module.config())
     if isinstance(module, StateReadout):
         return Architecture("state_readout", module.config())
+    if isinstance(module, PixelPatches):
+        return Architecture("pixel_patches", {"img_size": module.img_size, "patch_size": module.patch_size})
     raise UserError(f"cannot save a {type(module).__name__}: worldjepa saves its ViT, predictors and heads")
 
 

@@ -1,6 +1,6 @@
 """A stage-1 encoder from where it was saved: a pretraining run folder (its EMA target encoder, what
 I-JEPA and V-JEPA evaluate) or a worldjepa model folder holding an `encoder` (e.g. released V-JEPA 2
-weights from `worldjepa convert --from official`)."""
+weights from `worldjepa convert --from official`, or an ablation's random-init encoder or raw pixels)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def load_encoder(source: str | Path) -> nn.Module:
     """A pretraining run's target encoder, or the `encoder` of a worldjepa model folder."""
     source = Path(source)
     if (source / CONFIG).is_file():
-        return load_modules(source, ["encoder"], expect={"encoder": "encoder"})["encoder"]
+        return load_modules(source, ["encoder"], expect={"encoder": ("encoder", "pixel_patches")})["encoder"]
     if not (source / RUN_CONFIG).is_file():
         raise UserError(f"{source} is neither a pretraining run nor a worldjepa model folder with an encoder")
     return load_run_encoder(source)

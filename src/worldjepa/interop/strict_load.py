@@ -30,6 +30,7 @@ KIND_NAMES = {
     "ac_predictor": "a V-JEPA 2-AC predictor",
     "proprio_head": "a proprio head",
     "state_readout": "a state readout",
+    "pixel_patches": "raw pixel patches",
 }
 SHOWN = 4  # keys listed per problem before "... and N more"
 
@@ -69,12 +70,14 @@ def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str, assi
     model.load_state_dict(state, strict=True, assign=assign)
 
 
-def check_kind(arch: Architecture, expect: Kind, source: str) -> None:
-    """A UserError naming what `source` holds when it is not the kind the caller needs."""
-    if arch.kind != expect:
+def check_kind(arch: Architecture, expect: Kind | tuple[Kind, ...], source: str) -> None:
+    """A UserError naming what `source` holds when it is not (one of) the kind(s) the caller needs."""
+    kinds = expect if isinstance(expect, tuple) else (expect,)
+    if arch.kind not in kinds:
+        wanted = " or ".join(KIND_NAMES[kind] for kind in kinds)
         raise UserError(
             f"{source} holds {with_article(arch.describe())} ({FAMILY_NAMES[arch.family]} weights) but "
-            f"{KIND_NAMES[expect]} was expected; pass the checkpoint (or entry) that holds one"
+            f"{wanted} was expected; pass the checkpoint (or entry) that holds one"
         )
 
 

@@ -107,7 +107,7 @@ def load_modules(
     directory: str | Path,
     names: list[str] | None = None,
     dtype: Dtype | None = None,
-    expect: Mapping[str, Kind] | None = None,
+    expect: Mapping[str, Kind | tuple[Kind, ...]] | None = None,
 ) -> dict[str, nn.Module]:
     """The modules saved in `directory` (all, or `names`), in eval mode, weights loaded strictly.
 

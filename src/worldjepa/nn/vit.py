@@ -104,7 +104,7 @@ class VisionTransformer(nn.Module):
     ):
         super().__init__()
         self.patch_size, self.in_chans, self.tubelet_size = patch_size, in_chans, tubelet_size
-        self.num_heads = num_heads
+        self.embed_dim, self.num_heads = embed_dim, num_heads
         self.video = num_frames > 1
         self.uniform_power = uniform_power
         self.grid = token_grid(img_size, patch_size, num_frames, tubelet_size)

@@ -33,6 +33,7 @@ from worldjepa.interop.worldjepa_format import load_modules, read_config, save_m
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.ac_rollout import cached_rollout
 from worldjepa.nn.frame_encoder import FrameEncoder, TokensPerFrame
+from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.proprio_head import unroll_states
 from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
@@ -131,9 +132,9 @@ class ACWorldModel:
 
     def save(self, directory: str | Path) -> None:
         """Write the worldjepa model folder (`worldjepa.interop.worldjepa_format`): weights + config.json."""
-        if not isinstance(self.frames.encoder, VisionTransformer):
+        if not isinstance(self.frames.encoder, VisionTransformer | PixelPatches):
             raise UserError(
-                f"save supports a VisionTransformer encoder, got {type(self.frames.encoder).__name__}"
+                f"save supports a VisionTransformer encoder (or raw pixel patches), got {type(self.frames.encoder).__name__}"
             )
         modules = {"encoder": self.frames.encoder, "predictor": self.predictor}
         heads = {"proprio_head": self.proprio_head, "state_readout": self.state_readout}
@@ -156,7 +157,7 @@ class ACWorldModel:
         config = read_config(directory)
         if "world_model" not in config:
             raise UserError(f"{directory} holds {', '.join(config['modules'])}, not an AC world model")
-        expect = {"encoder": "encoder", "predictor": "ac_predictor"}
+        expect = {"encoder": ("encoder", "pixel_patches"), "predictor": "ac_predictor"}
         modules = load_modules(directory, expect=expect)
         wm = config["world_model"]
         return cls(

@@ -23,15 +23,18 @@ from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
 from worldjepa.interop.pretrain_run import RUN_CONFIG, load_encoder, run_config
+from worldjepa.interop.worldjepa_format import save_modules
 from worldjepa.methods.ac_posttrain import ACPostTraining
 from worldjepa.methods.proprio_fit import cached_transitions, fit_proprio_head
 from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
+from worldjepa.models import build_encoder
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
+from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
 from worldjepa.nn.state_readout import StateReadout
 from worldjepa.planning.ac_world_model import ACWorldModel
-from worldjepa.presets import WorldModelConfig
+from worldjepa.presets import PretrainPreset, WorldModelConfig
 from worldjepa.train import distributed
 from worldjepa.train.device import resolve_device
 from worldjepa.train.rng import seed_everything
@@ -73,7 +76,7 @@ def run_posttrain(
     action_dim = meta["action_dim"] * cfg.frame_skip
     shape = cfg.predictor_shape
     predictor = ActionConditionedPredictor(
-        embed_dim=encoder.norm.normalized_shape[0],
+        embed_dim=encoder.embed_dim,
         predictor_embed_dim=shape.embed_dim,
         depth=shape.depth,
         num_heads=shape.heads,
@@ -123,6 +126,20 @@ def run_posttrain(
     if trainer.dist.is_main:
         world_model.save(run_dir / WORLD_MODEL_DIR)
     return world_model
+
+
+def save_ablation_encoder(kind: str, stage1: PretrainPreset, directory: Path) -> Path:
+    """The encoder of an ablation, as a model folder: `random`, a random-init encoder of stage 1's shape
+    (seeded by its train.seed: stage 1 skipped), or `pixels`, raw pixel patches of its patch size."""
+    if kind == "random":
+        seed_everything(stage1.train.seed)
+        encoder = build_encoder(stage1.model, stage1.data.image_size, stage1.num_frames)
+    elif kind == "pixels":
+        encoder = PixelPatches(stage1.data.image_size, stage1.model.patch_size)
+    else:
+        raise UserError(f"unknown ablation encoder {kind!r}; use random or pixels")
+    save_modules(directory, {"encoder": encoder})
+    return directory
 
 
 def trained_on_data(trajectories: str | Path, encoder_source: str | Path) -> dict:
