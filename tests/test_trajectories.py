@@ -76,15 +76,13 @@ def test_clips_with_frame_skip_stay_inside_episodes(tmp_path):
         data[len(data)]
 
 
-def test_corrupted_chunk_is_skipped_and_stale_tmp_removed(tmp_path):
+def test_corrupted_chunk_is_an_error_and_stale_tmp_removed(tmp_path):
     _write(tmp_path, [6, 6, 6, 6], chunk_frames=6)
     frames = tmp_path / "chunk_000001" / "frames.npy"
     frames.write_bytes(frames.read_bytes()[:200])  # a truncated file
     (tmp_path / "chunk_000009.tmp").mkdir()  # what a killed writer leaves
-    with pytest.warns(UserWarning, match="chunk_000001"):
-        data = TrajectoryDataset(tmp_path, clip_length=2)
-    assert data.num_episodes == 3
-    assert {data.episode(i)["states"][0, 0] for i in range(3)} == {0, 2, 3}
+    with pytest.raises(UserError, match="chunk_000001 is corrupt or truncated"):
+        TrajectoryDataset(tmp_path, clip_length=2)
     TrajectoryWriter(tmp_path, **META)
     assert not (tmp_path / "chunk_000009.tmp").exists()
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from worldjepa.errors import UserError
+from worldjepa.errors import UserError, one_line
 
 
 def _preset_args(p: argparse.ArgumentParser, default: str) -> None:
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; resume a training run with train.resume=true", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from worldjepa.errors import UserError
+from worldjepa.errors import UserError, one_line
 
 PRESET_DIR = Path(__file__).parent / "configs"
 T = TypeVar("T")
@@ -45,7 +46,7 @@ def read_yaml(name_or_path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"config {path} is not valid YAML: {e}") from None
+        raise UserError(f"config {path} is not valid YAML: {one_line(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -162,13 +163,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _as_float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise UserError(f"config key '{key}' takes a finite number, got {value!r}")
+            return number
     elif annotation is str:
         if isinstance(value, str):
             return value
@@ -177,6 +176,17 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if isinstance(value, Mapping) and not dataclasses.is_dataclass(annotation):
         raise UserError(f"config key '{key}' takes {_type_name(annotation)}, not a section")
     raise UserError(f"config key '{key}' takes {_type_name(annotation)}, got {value!r}")
+
+
+def _as_float(value: Any) -> float | None:
+    """A number, or a string such as "2e-4" (YAML 1.1 reads a number without a dot as a string), as a
+    float; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):  # not a number, or an integer beyond any float
+        return None
 
 
 # ------------------------------------------------------------------ overrides

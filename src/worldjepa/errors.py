@@ -8,3 +8,8 @@ the message must say what is wrong and how to fix it.
 
 class UserError(Exception):
     """Bad input from the user; the message names the problem and the fix."""
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: the lines of a library's multi-line message (YAML, PIL) joined by "; "."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())

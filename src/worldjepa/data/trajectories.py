@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from worldjepa.errors import UserError
+from worldjepa.files import disk_full, disk_full_error
 
 FORMAT = "worldjepa-trajectories"
 VERSION = 1
@@ -45,19 +45,50 @@ def _write_json_atomic(path: Path, content: Any) -> None:
 
 
 def read_meta(root: str | Path) -> dict[str, Any]:
-    """The `meta.json` of a trajectory folder; a missing or foreign folder is a UserError."""
+    """The `meta.json` of a trajectory folder, checked; a missing, corrupt or foreign one is a UserError."""
     path = Path(root) / "meta.json"
     if not path.is_file():
         raise UserError(
             f"{root} has no meta.json, so it is not a trajectory folder; make one with `worldjepa collect`"
         )
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is corrupt ({_reason(error)}); re-collect the folder") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        found = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else (None, None)
         raise UserError(
-            f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
-            f"this worldjepa reads {FORMAT!r} version {VERSION}"
+            f"{path} has format {found[0]!r} version {found[1]!r}; this worldjepa reads {FORMAT!r} version {VERSION}"
+        )
+    size = meta.get("image_size")
+    sizes_ok = isinstance(size, list) and len(size) == 2 and all(_positive_int(v) for v in size)
+    dims_ok = all(_positive_int(meta.get(k)) for k in ("action_dim", "state_dim"))
+    if not (sizes_ok and dims_ok and isinstance(meta.get("env_id"), str)):
+        raise UserError(
+            f"{path} is corrupt (env_id, image_size [H, W], action_dim and state_dim must be set); re-collect"
         )
     return meta
+
+
+def check_env(root: str | Path, env_id: str) -> dict[str, Any]:
+    """The folder's meta, refused when it was recorded in another env than `env_id`."""
+    meta = read_meta(root)
+    if meta["env_id"] != env_id:
+        raise UserError(
+            f"{root} holds trajectories of {meta['env_id']}, but the preset is for {env_id}; use the preset of "
+            f"that env (-c) or data collected in {env_id}"
+        )
+    return meta
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _reason(error: BaseException) -> str:
+    """One line about what went wrong: the error's type and its first line."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def _chunk_dirs(root: Path) -> list[Path]:
@@ -150,16 +181,25 @@ class TrajectoryWriter:
             return
         final = self.root / f"chunk_{self._next_chunk:06d}"
         tmp = final.with_name(final.name + ".tmp")
-        tmp.mkdir()
-        for i, name in enumerate(_ARRAYS):
-            np.save(tmp / f"{name}.npy", np.concatenate([episode[i] for episode in self._buffer]))
-        episodes = [episode[3] for episode in self._buffer]
-        (tmp / "episodes.json").write_text(json.dumps({k: [e[k] for e in episodes] for k in episodes[0]}))
-        os.replace(tmp, final)
+        shutil.rmtree(tmp, ignore_errors=True)  # from a flush of this writer that was interrupted
+        try:
+            tmp.mkdir()
+            for i, name in enumerate(_ARRAYS):
+                np.save(tmp / f"{name}.npy", np.concatenate([episode[i] for episode in self._buffer]))
+            episodes = [episode[3] for episode in self._buffer]
+            (tmp / "episodes.json").write_text(json.dumps({k: [e[k] for e in episodes] for k in episodes[0]}))
+            os.replace(tmp, final)
+        except BaseException as error:  # the buffer stays: a second flush (on close) can still write it
+            full = disk_full(error, self.root)
+            shutil.rmtree(tmp, ignore_errors=True)
+            if full:
+                raise disk_full_error(final) from None
+            raise
         self._next_chunk += 1
         self._buffer, self._buffered_frames = [], 0
 
     def close(self) -> None:
+        """Write the last chunk; also on an interrupt (Ctrl-C), so every finished episode is kept."""
         self.flush()
 
     def __enter__(self) -> TrajectoryWriter:
@@ -180,13 +220,19 @@ class _Chunk:
 
 
 def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
-    """Read a chunk's episode table and check its arrays against it; any problem raises ValueError."""
+    """Read a chunk's episode table and check its arrays against it; any problem is a UserError that
+    names the chunk (a chunk is never skipped: training on part of the data would go unnoticed)."""
     try:
         table = json.loads((path / "episodes.json").read_text())
-        lengths = np.asarray(table["length"], dtype=np.int64)
+        columns = {key: list(table[key]) for key in ("length", "seed", "variation", "policy")}
+        lengths = np.asarray(columns["length"], dtype=np.int64)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-    except (OSError, KeyError, json.JSONDecodeError, ValueError) as error:
-        raise ValueError(f"{type(error).__name__}: {error}") from error
+    except (OSError, KeyError, TypeError, EOFError, UnicodeDecodeError, ValueError, OverflowError) as error:
+        raise _corrupt(path, _reason(error)) from None
+    if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 2).any():
+        raise _corrupt(path, "episodes.json must list episodes of at least 2 frames")
+    if any(len(column) != len(lengths) for column in columns.values()):
+        raise _corrupt(path, "the columns of episodes.json differ in length")
     n = int(lengths.sum())
     h, w = meta["image_size"]
     expected = {
@@ -197,9 +243,22 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
     for name, (shape, dtype) in expected.items():
         if arrays[name].shape != shape or arrays[name].dtype != dtype:
             found = f"{arrays[name].dtype} {arrays[name].shape}"
-            raise ValueError(f"{name}.npy is {found}, expected {np.dtype(dtype)} {shape}")
+            raise _corrupt(path, f"{name}.npy is {found}, expected {np.dtype(dtype)} {shape}")
+    for name in ("actions", "states"):
+        if not np.isfinite(arrays[name]).all():
+            raise UserError(
+                f"trajectory chunk {path} has NaN or infinite {name}; training on them would give a NaN "
+                "model: delete the chunk or re-collect the folder"
+            )
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return _Chunk(path, starts, lengths, list(table["seed"]), list(table["variation"]), list(table["policy"]))
+    return _Chunk(path, starts, lengths, columns["seed"], columns["variation"], columns["policy"])
+
+
+def _corrupt(path: Path, reason: str) -> UserError:
+    return UserError(
+        f"trajectory chunk {path} is corrupt or truncated ({reason}); delete that chunk folder (its episodes "
+        "are lost) or re-collect the folder"
+    )
 
 
 class ClipIndex:
@@ -232,7 +291,7 @@ class TrajectoryDataset(Dataset):
       actions float32 [T-1, k*A]  the k = `frame_skip` raw actions between consecutive sampled frames,
                                   concatenated in time order (lossless; DINO-WM / LeWM "action blocks")
       states  float32 [T, S]
-    A chunk that cannot be read is skipped with a warning naming it; the rest stays usable.
+    A chunk that cannot be read is a UserError naming it, raised when the dataset is opened.
     """
 
     def __init__(self, root: str | Path, clip_length: int, frame_skip: int = 1) -> None:
@@ -242,12 +301,7 @@ class TrajectoryDataset(Dataset):
         self.meta = read_meta(self.root)
         self.clip_length = int(clip_length)
         self.frame_skip = int(frame_skip)
-        self.chunks: list[_Chunk] = []
-        for path in _chunk_dirs(self.root):
-            try:
-                self.chunks.append(_open_chunk(path, self.meta))
-            except ValueError as error:
-                warnings.warn(f"skipping corrupted trajectory chunk {path}: {error}", stacklevel=2)
+        self.chunks = [_open_chunk(path, self.meta) for path in _chunk_dirs(self.root)]
         # One row per episode: (chunk index, episode index in chunk); clip counts give a flat clip index.
         self._episodes = [(c, e) for c, chunk in enumerate(self.chunks) for e in range(len(chunk.lengths))]
         span = (self.clip_length - 1) * self.frame_skip + 1

@@ -10,8 +10,12 @@ with the same seed adds new episodes instead of repeating old ones.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +94,25 @@ _worker_env: gym.Env | None = None
 _worker_noise = 0.0
 
 
-def _init_worker(env_kwargs: dict[str, Any], noise: float) -> None:
+@contextlib.contextmanager
+def _ignoring_sigint() -> Iterator[None]:
+    """Ignore Ctrl-C while worker processes start: they inherit that and leave Ctrl-C to the parent,
+    which stops the pool and writes the finished episodes (a worker interrupted while it holds the
+    pool's queue lock would hang the pool's shutdown)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _init_worker(env_kwargs: dict[str, Any], noise: float, in_pool: bool = False) -> None:
     global _worker_env, _worker_noise
+    if in_pool:  # a replacement worker started later did not inherit the ignored Ctrl-C
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_env = make_env(**env_kwargs)
     _worker_noise = noise
 
@@ -130,6 +151,7 @@ def collect(
     workers: env processes (spawned); 0 or 1 runs in this process.
     variation: the env's visual variation (worldjepa arm envs); None keeps the env's default.
     max_steps: episode length; None uses the env's registered length.
+    Ctrl-C stops the workers at once and still writes every finished episode.
     """
     if policy not in POLICIES:
         raise UserError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -160,7 +182,10 @@ def collect(
             results = map(_worker_episode, plans)
             cleanup = _close_worker
         else:
-            pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (env_kwargs, noise))
+            with _ignoring_sigint():
+                pool = multiprocessing.get_context("spawn").Pool(
+                    workers, _init_worker, (env_kwargs, noise, True)
+                )
             results = pool.imap(_worker_episode, plans, chunksize=max(1, min(8, episodes // (4 * workers))))
             cleanup = pool.terminate
         try:

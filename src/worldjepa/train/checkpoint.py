@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from worldjepa.errors import UserError
+from worldjepa.files import disk_full, disk_full_error, remove_stale
 
 FORMAT = "worldjepa-train"
 VERSION = 1
@@ -28,7 +29,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` (plus format/version) so that `path` is either the old file or the complete new one.
 
     Writes a temporary file in the same directory, fsyncs it, then `os.replace`s it over `path`;
-    a crash mid-write never leaves a truncated checkpoint behind.
+    a crash mid-write never leaves a truncated checkpoint behind, and a full disk is a UserError that
+    leaves the previous file intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,8 +41,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        full = disk_full(error, path.parent)
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise disk_full_error(path) from None
         raise
     if hasattr(os, "O_DIRECTORY"):  # persist the rename itself (POSIX)
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -49,6 +54,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
         finally:
             os.close(dir_fd)
     return path
+
+
+def remove_stale_checkpoints(directory: str | Path) -> None:
+    """Remove the temporary files of saves that a crash (kill -9, power loss) interrupted."""
+    remove_stale(directory, ".*.pt.*.tmp")
 
 
 def keep_copy(path: str | Path, keep_path: str | Path) -> None:

@@ -18,6 +18,8 @@ MAX_ROWS = 4096  # bounds the SVD cost at logging steps
 def rankme(z: torch.Tensor, eps: float = 1e-7) -> float:
     """Effective rank of embeddings `z` [N, D] (or [..., D], flattened): exp(H(sigma / ||sigma||_1 + eps))."""
     z = z.detach().reshape(-1, z.shape[-1])[:MAX_ROWS].float()
+    if not torch.isfinite(z).all():  # the SVD would fail; the trainer reports the divergence itself
+        return float("nan")
     s = torch.linalg.svdvals(z)
     p = s / s.sum().clamp_min(1e-12) + eps
     return float(torch.exp(-(p * p.log()).sum()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from tqdm.auto import tqdm
 
 from worldjepa.errors import UserError
 from worldjepa.train import distributed as dist
-from worldjepa.train.checkpoint import LATEST, keep_copy, load_checkpoint, load_model_state, save_checkpoint
+from worldjepa.train.checkpoint import (
+    LATEST,
+    keep_copy,
+    load_checkpoint,
+    load_model_state,
+    remove_stale_checkpoints,
+    save_checkpoint,
+)
 from worldjepa.train.device import PRECISIONS, autocast, resolve_device, to_device
 from worldjepa.train.logger import METRICS_CSV, RunLogger
 from worldjepa.train.method import StepOutput
@@ -35,6 +43,12 @@ from worldjepa.viz.curves import plot_curves
 
 # Keys that fix the data stream; resuming with other values could not continue the same run.
 _RESUME_KEYS = ("seed", "batch_size", "accum_steps")
+# Values AdamW, the schedules or the loader would refuse mid-run (or follow into nonsense) when negative.
+_NON_NEGATIVE = (
+    "epochs", "total_steps", "lr", "start_lr", "final_lr", "warmup_steps", "weight_decay",
+    "final_weight_decay", "eps", "grad_clip", "num_workers", "ckpt_every", "keep_every",
+)  # fmt: skip
+_DIVERGED_FIX = "lower train.lr, set train.grad_clip (e.g. 1.0) or check the data for NaN / inf values"
 
 
 @dataclass
@@ -78,6 +92,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        for name in _NON_NEGATIVE:
+            if not getattr(self, name) >= 0:  # `not >=` also refuses NaN
+                raise UserError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if not (0 <= self.warmup_fraction < 1 and all(0 <= beta < 1 for beta in self.betas)):
+            raise UserError(
+                f"train.warmup_fraction and each of train.betas must be in [0, 1), got {self.warmup_fraction} "
+                f"and {list(self.betas)}"
+            )
         if (self.epochs > 0) == (self.total_steps > 0):
             raise UserError("train: set exactly one of epochs or total_steps to a positive number")
         if self.warmup_steps > 0 and self.warmup_fraction > 0:
@@ -138,6 +160,8 @@ class Trainer:
         self.step = 0
 
         latest = self.run_dir / LATEST
+        if self.dist.is_main and self.run_dir.is_dir():
+            remove_stale_checkpoints(self.run_dir)
         if latest.is_file() and not cfg.resume:
             raise UserError(f"{latest} exists; set train.resume=true to continue it, or use a new run dir")
         resumed = cfg.resume and latest.is_file()
@@ -166,7 +190,16 @@ class Trainer:
         self.step = ckpt["step"]
 
     def save(self) -> None:
-        """Write `latest.pt` (rank 0) with every rank's RNG state; collective under DDP."""
+        """Write `latest.pt` (rank 0) with every rank's RNG state; collective under DDP. Weights that are
+        not finite are never written: the run stops with the last good checkpoint intact."""
+        state = self.method.state_dict()
+        floats = [t for t in state.values() if t.is_floating_point()]
+        finite = torch.stack([torch.isfinite(t).all() for t in floats]).tolist() if floats else []
+        if not all(finite):
+            raise UserError(
+                f"training diverged: {finite.count(False)} of {len(floats)} weight tensors are NaN or infinite "
+                f"after step {self.step}; nothing was saved (an earlier {LATEST} is intact): {_DIVERGED_FIX}"
+            )
         rng = dist.gather_objects(get_rng_state())
         if not self.dist.is_main:
             return
@@ -176,7 +209,7 @@ class Trainer:
                 "step": self.step,
                 "epoch": self.step // self.steps_per_epoch,
                 "world_size": self.dist.world_size,
-                "model": self.method.state_dict(),
+                "model": state,
                 "optimizer": self.optimizer.state_dict(),
                 "rng": rng,
                 "train_config": dataclasses.asdict(self.cfg),
@@ -202,7 +235,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.device)
         for i in range(n):
-            batch = to_device(next(batches), self.device)
+            batch = to_device(_next_batch(batches), self.device)
             # under DDP, all-reduce gradients only on the last micro-batch
             skip_sync = self.dist.enabled and i < n - 1
             with self.model.no_sync() if skip_sync else contextlib.nullcontext():
@@ -260,6 +293,12 @@ class Trainer:
 
             if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                 mean_loss = float(dist.mean_across_ranks(window_loss)) / window_steps
+                if not math.isfinite(mean_loss):
+                    first = self.step - window_steps + 1
+                    raise UserError(
+                        f"training diverged: the loss is {mean_loss} in steps {first}-{self.step} (lr "
+                        f"{self.hparams(self.step - 1)[0]:.3g}); nothing of those steps was saved: {_DIVERGED_FIX}"
+                    )
                 speed = window_steps * samples_per_step / (time.perf_counter() - window_start)
                 row = self._log(out, mean_loss, grad_norm, speed)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{row['lr']:.2e}")
@@ -275,3 +314,13 @@ class Trainer:
                 plot_curves(self.run_dir / METRICS_CSV, self.run_dir / "curves.png")
         dist.barrier()
         return row
+
+
+def _next_batch(batches: Iterator[Any]) -> Any:
+    """The next batch; a UserError from a DataLoader worker (a corrupt file) keeps only its own message,
+    not the worker's traceback that the DataLoader wraps around it."""
+    try:
+        return next(batches)
+    except UserError as error:
+        last = str(error).strip().splitlines()[-1]
+        raise UserError(last.removeprefix(f"{UserError.__module__}.{UserError.__qualname__}: ")) from None
