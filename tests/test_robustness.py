@@ -223,7 +223,7 @@ def test_every_chunk_truncated_names_the_damage_not_the_episode_length(damaged):
     for chunk in damaged.glob("chunk_*"):
         (chunk / "states.npy").write_bytes(b"")  # zero bytes
     with pytest.raises(UserError, match="corrupt or truncated \\(EOFError") as error:
-        TrajectoryVideo(damaged, num_frames=2, frame_step=1)
+        TrajectoryVideo(damaged, num_frames=2, frame_step=1, image_size=H)
     assert "longer episodes" not in str(error.value)
 
 
@@ -287,3 +287,291 @@ def test_fuzzed_trajectory_folders_load_or_raise_a_user_error(folder, name, kind
 
 def test_fuzz_fixture_is_untouched(folder):
     assert TrajectoryDataset(folder, clip_length=2).num_episodes == 4
+
+
+def test_a_chunk_write_interrupted_by_ctrl_c_is_written_on_close(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_save = np.save
+
+    def interrupted_once(path, array):
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C in the middle of a chunk
+            raise KeyboardInterrupt
+        real_save(path, array)
+
+    monkeypatch.setattr(np, "save", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        _write_folder(tmp_path / "data", [5, 6], chunk_frames=10)  # the writer's exit still flushes
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["chunk_000000", "meta.json"]
+    assert TrajectoryDataset(tmp_path / "data", clip_length=2).num_episodes == 2
+
+
+# ------------------------------------------------------------------ what a folder is, and mismatches
+def _cli(capsys, *argv: str) -> str:
+    """Run the CLI, which must exit 2 with one line on stderr; returns that line."""
+    from worldjepa.cli import main
+
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def _reach_folder(root: Path, size: int = 64, env_id: str = "worldjepa/ArmReach-v0") -> Path:
+    with TrajectoryWriter(root, env_id, (size, size), 4, 7) as writer:
+        frames = np.zeros((3, size, size, 3), np.uint8)
+        writer.add_episode(frames, np.zeros((2, 4), np.float32), np.zeros((3, 7), np.float32), seed=1)
+    return root
+
+
+def test_trajectory_meta_records_what_the_data_is(folder):
+    from worldjepa.data.trajectories import read_meta
+
+    meta = read_meta(folder)
+    assert (meta["env_id"], meta["image_size"], meta["action_dim"], meta["state_dim"]) == (
+        "test/Fake-v0",
+        [H, W],
+        2,
+        3,
+    )
+
+
+def test_frames_of_another_size_than_the_preset_are_refused_before_work(folder, tmp_path):
+    from worldjepa.stages.pretrain import run_pretrain
+
+    overrides = [
+        "data.dataset=trajectories",
+        f"data.root={folder}",
+        "data.num_frames=2",
+        "data.image_size=16",
+    ]
+    with pytest.raises(UserError, match="holds 8x8 frames but data.image_size is 16.*data.image_size=8"):
+        run_pretrain(load_config("vjepa2_tiny", overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_posttrain_refuses_data_of_another_env_or_size(tmp_path, capsys):
+    push = _reach_folder(tmp_path / "push", env_id="worldjepa/ArmPush-v0")
+    args = ["posttrain", "--encoder", str(tmp_path), "--run-dir", str(tmp_path / "run")]
+    err = _cli(capsys, *args, "--data", str(push))
+    assert "trajectories of worldjepa/ArmPush-v0, but the preset is for worldjepa/ArmReach-v0" in err
+    small = _reach_folder(tmp_path / "small", size=32)
+    assert "holds 32x32 frames, but the preset's env.image_size is 64" in _cli(
+        capsys, *args, "--data", str(small)
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_posttrain_never_replaces_a_world_model_unless_asked(tmp_path, capsys):
+    data = _reach_folder(tmp_path / "data")
+    (tmp_path / "run" / "world_model").mkdir(parents=True)
+    (tmp_path / "run" / "world_model" / "config.json").write_text("{}")
+    args = ["posttrain", "--encoder", str(tmp_path), "--data", str(data), "--run-dir", str(tmp_path / "run")]
+    assert "world_model already exists; pass --overwrite" in _cli(capsys, *args)
+    assert (tmp_path / "run" / "world_model" / "config.json").read_text() == "{}"
+
+
+def test_demo_train_refuses_a_run_dir_of_another_env_or_a_finished_one(tmp_path, capsys):
+    _reach_folder(tmp_path / "reach" / "data")
+    err = _cli(capsys, "demo", "-c", "wm_arm_push", "--train", "--run-dir", str(tmp_path / "reach"))
+    assert "trajectories of worldjepa/ArmReach-v0, but the preset is for worldjepa/ArmPush-v0" in err
+    (tmp_path / "reach" / "eval").mkdir()
+    err = _cli(capsys, "demo", "--train", "--run-dir", str(tmp_path / "reach"))
+    assert "eval holds the reports of an earlier demo; pass --overwrite" in err
+    (tmp_path / "reach" / "world_model").mkdir()
+    (tmp_path / "reach" / "world_model" / "config.json").write_text("{}")
+    err = _cli(capsys, "demo", "--train", "--overwrite", "--run-dir", str(tmp_path / "reach"))
+    assert "already holds a trained world model, which --train would reuse" in err
+
+
+def test_evaluation_refuses_a_model_of_another_env():
+    from test_ac_world_model import tiny_encoder, tiny_predictor
+    from worldjepa.planning.ac_world_model import ACWorldModel
+    from worldjepa.stages.evaluate import check_world_model
+
+    model = ACWorldModel(tiny_encoder(), tiny_predictor(), trained_on={"env_id": "worldjepa/ArmPush-v0"})
+    with pytest.raises(
+        UserError, match="trained on worldjepa/ArmPush-v0, the preset evaluates worldjepa/ArmReach"
+    ):
+        check_world_model(model, load_config("wm_arm_reach"), None)
+
+
+# ------------------------------------------------------------------ environments
+def test_a_bad_mujoco_gl_is_the_projects_one_line_error():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MUJOCO_GL="bogus")
+    done = subprocess.run(
+        [sys.executable, "-m", "worldjepa", "envs"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: MUJOCO_GL='bogus' is not supported; set it to one of egl")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_variation_of_an_env_without_variations_is_refused(tmp_path, capsys):
+    args = ["collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "1", "--out", str(tmp_path / "d")]
+    assert "TwoRooms-v0 has no visual variations" in _cli(capsys, *args, "--variation", "colors")
+    with pytest.raises(UserError, match="TwoRooms-v0 has no visual variations"):
+        load_config("wm_two_rooms", ["env.variation=colors"])
+    with pytest.raises(UserError, match="unknown variation 'sepia'"):
+        load_config("wm_arm_reach", ["env.variation=sepia"])
+
+
+# ------------------------------------------------------------------ convert and model folders
+@pytest.fixture
+def model_folder(tmp_path) -> Path:
+    """A worldjepa folder with an encoder and a predictor (what `--part encoder` in place would cut)."""
+    from test_ac_world_model import tiny_encoder, tiny_predictor
+    from worldjepa.interop.worldjepa_format import save_modules
+
+    return save_modules(tmp_path / "model", {"encoder": tiny_encoder(), "predictor": tiny_predictor()})
+
+
+def _convert(capsys, src: Path, dst: Path, *extra: str) -> str:
+    return _cli(capsys, "convert", str(src), str(dst), "--from", "worldjepa", "--to", "worldjepa", *extra)
+
+
+def test_convert_in_place_is_refused_even_with_overwrite(model_folder, capsys):
+    before = (model_folder / "model.safetensors").read_bytes()
+    err = _convert(capsys, model_folder, model_folder, "--part", "encoder", "--overwrite")
+    assert "holds the source" in err
+    assert (model_folder / "model.safetensors").read_bytes() == before
+
+
+def test_convert_into_an_existing_model_folder_needs_overwrite(model_folder, tmp_path, capsys):
+    from worldjepa.cli import main
+    from worldjepa.interop.worldjepa_format import read_config
+
+    other = tmp_path / "other"
+    shutil.copytree(model_folder, other)
+    assert "other already exists; pass --overwrite" in _convert(
+        capsys, model_folder, other, "--part", "encoder"
+    )
+    assert set(read_config(other)["modules"]) == {"encoder", "predictor"}
+    (tmp_path / ".other.crashed.tmp").mkdir()  # left by an earlier convert that was killed
+    argv = ["convert", str(model_folder), str(other), "--from", "worldjepa", "--to", "worldjepa"]
+    assert main([*argv, "--part", "encoder", "--overwrite"]) == 0
+    assert set(read_config(other)["modules"]) == {"encoder"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "other"]  # no temporaries left
+
+
+def test_convert_to_a_destination_that_is_a_file(model_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    assert "file is a file, not a model folder" in _convert(capsys, model_folder, tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
+def test_a_full_disk_during_convert_says_so_and_keeps_the_old_folder(
+    model_folder, tmp_path, monkeypatch, capsys
+):
+    from worldjepa.interop import worldjepa_format
+
+    shutil.copytree(model_folder, tmp_path / "old")
+    before = (tmp_path / "old" / "model.safetensors").read_bytes()
+
+    def full_disk(weights, path, metadata=None):
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(worldjepa_format, "save_file", full_disk)
+    err = _convert(capsys, model_folder, tmp_path / "old", "--overwrite")
+    assert "disk full while writing" in err and "nothing was replaced" in err
+    assert (tmp_path / "old" / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "old"]
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from test_ac_world_model import tiny_encoder
+    from worldjepa.interop.worldjepa_format import save_modules
+
+    encoder = tiny_encoder()
+    with torch.no_grad():
+        encoder.norm.weight[0] = float("nan")
+    with pytest.raises(
+        UserError, match="1 weight tensors hold NaN or infinite values \\(e.g. encoder.norm.weight"
+    ):
+        save_modules(tmp_path / "m", {"encoder": encoder})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nan_encoder_leaves_no_embedding_cache(folder, tmp_path):
+    from worldjepa.data.embedding_cache import build_embedding_cache
+
+    class NaNFrames:
+        tokens_per_frame, grid = 1, (1, 1)
+
+        def __call__(self, pixels):
+            return torch.full((len(pixels), 1, 4), float("nan"))
+
+        def fingerprint(self) -> str:
+            return "nan"
+
+        def to(self, device):
+            return self
+
+    with pytest.raises(UserError, match="NaN or infinite latents for episode 0"):
+        build_embedding_cache(folder, NaNFrames(), tmp_path / "cache")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ image folders
+def _image_folder(root: Path, corrupt: bytes) -> Path:
+    """8 images in two classes; the last one (read by the loader's worker, after the mask picture took
+    the first four in this process) holds `corrupt`."""
+    from PIL import Image
+
+    for i in range(8):
+        (root / "train" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((16, 16, 3), 30 * i, np.uint8)).save(
+            root / "train" / f"c{i % 2}" / f"{i}.jpg"
+        )
+    (root / "train" / "c1" / "7.jpg").write_bytes(corrupt)
+    return root
+
+
+_TINY_IJEPA = ["data.dataset=folder", "model.embed_dim=32", "model.depth=1",
+               "model.num_heads=2", "model.predictor_embed_dim=16", "model.predictor_depth=1",
+               "model.predictor_num_heads=2", "train.batch_size=4", "train.total_steps=2", "train.num_workers=1",
+               "train.precision=fp32", "train.progress_bar=false", "train.tensorboard=false"]  # fmt: skip
+
+
+def test_a_corrupt_jpeg_read_in_a_loader_worker_is_one_line(tmp_path, capsys):
+    root = _image_folder(tmp_path / "images", corrupt=b"\xff\xd8\xff\xe0 not really a jpeg")
+    err = _cli(capsys, "pretrain", *_TINY_IJEPA, f"data.root={root}", "--run-dir", str(tmp_path / "run"))
+    assert "could not read image" in err and "7.jpg" in err and "Traceback" not in err
+
+
+def test_an_empty_image_file_is_refused_before_work(tmp_path, capsys):
+    root = _image_folder(tmp_path / "images", corrupt=b"")
+    err = _cli(capsys, "pretrain", *_TINY_IJEPA, f"data.root={root}", "--run-dir", str(tmp_path / "run"))
+    assert "7.jpg is empty (0 bytes)" in err and not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ Ctrl-C during a parallel collection
+@pytest.mark.slow
+def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    argv = [sys.executable, "-m", "worldjepa", "collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "3000",
+            "--out", str(out), "--workers", "2", "--image-size", "32"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "chunk_000000").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
+    start = time.monotonic()
+    _, err = process.communicate(timeout=30)
+    assert time.monotonic() - start < 5 and process.returncode == 130
+    assert b"Traceback" not in err and err.decode().strip().splitlines()[-1].startswith("interrupted")
+    data = TrajectoryDataset(out, clip_length=2)
+    assert data.num_episodes >= 40 and not list(out.glob("*.tmp"))

@@ -62,14 +62,16 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_posttrain(args: argparse.Namespace) -> None:
+    from worldjepa.data.trajectories import check_env
     from worldjepa.stages.posttrain import WORLD_MODEL_DIR, run_posttrain, save_ablation_encoder
 
     cfg = _world_model_config(args)
+    check_env(args.data, cfg.env.id, cfg.env.image_size)
     encoder = Path(args.encoder)
     if args.encoder in ("random", "pixels"):  # ablations: stage 1 skipped, or no encoder at all
         folder = Path(args.run_dir) / f"{args.encoder}_encoder"
         encoder = save_ablation_encoder(args.encoder, cfg.stage1(args.data), folder)
-    run_posttrain(cfg.world_model, encoder, Path(args.data), Path(args.run_dir))
+    run_posttrain(cfg.world_model, encoder, Path(args.data), Path(args.run_dir), args.overwrite)
     print(f"world model saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
 
 
@@ -82,16 +84,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from worldjepa.demo import SHIPPED_MODELS, run_demo
+    from worldjepa.stages.posttrain import WORLD_MODEL_DIR
 
     args.overrides = ["evaluate.split=test", *args.overrides]  # the demo reports: test seeds, unless asked
     cfg = _world_model_config(args)
+    run_dir = Path(args.run_dir)
+    if args.train and (run_dir / WORLD_MODEL_DIR / "config.json").is_file():
+        raise UserError(
+            f"{run_dir} already holds a trained world model, which --train would reuse instead of training one; "
+            f"plan with it (--model {run_dir / WORLD_MODEL_DIR}) or train in a new --run-dir"
+        )
+    if args.train and (run_dir / "eval").exists() and not args.overwrite:
+        raise UserError(
+            f"{run_dir / 'eval'} holds the reports of an earlier demo; pass --overwrite to replace them, or "
+            "train in a new --run-dir"
+        )
     shipped = SHIPPED_MODELS.get(args.config)
     model = args.model or (None if args.train or shipped is None or not shipped.is_dir() else shipped)
     if model is not None:
         print(f"planning with the world model in {model} (train one from scratch with --train)")
     elif not args.train:
         print(f"no world model is shipped for {args.config}: training every stage")
-    print(run_demo(cfg, Path(args.run_dir), model))
+    print(run_demo(cfg, run_dir, model))
 
 
 def _world_model_config(args: argparse.Namespace):
@@ -106,8 +120,17 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
     from worldjepa.interop import convert
 
-    overrides = yaml.safe_load(args.overrides) if args.overrides else None
-    out = convert(args.src, args.dst, args.src_format, args.dst_format, args.part, args.dtype, overrides)
+    try:
+        overrides = yaml.safe_load(args.overrides) if args.overrides else None
+    except yaml.YAMLError as error:
+        raise UserError(f"--overrides is not valid YAML: {one_line(error)}") from None
+    if overrides is not None and not (
+        isinstance(overrides, dict) and all(isinstance(v, dict) for v in overrides.values())
+    ):
+        raise UserError("--overrides must map a part to its arguments, e.g. {predictor: {img_size: 384}}")
+    out = convert(
+        args.src, args.dst, args.src_format, args.dst_format, args.part, args.dtype, overrides, args.overwrite
+    )
     print(f"wrote {out}")
 
 
@@ -151,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train", action="store_true", help="train every stage from scratch (about 12 min on 2 cores)"
     )
+    p.add_argument("--overwrite", action="store_true", help="with --train: replace earlier reports in eval/")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("posttrain", help="stage 2: action-conditioned predictor over a frozen encoder")
@@ -163,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="a trajectory folder from `worldjepa collect`")
     p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a world model already in the run dir")
     p.set_defaults(func=cmd_posttrain)
 
     p = sub.add_parser("evaluate", help="closed-loop planning toward goal images, with baselines")
@@ -182,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overrides", help='YAML, e.g. "{predictor: {img_size: 384}}" for what weights cannot show'
     )
+    p.add_argument("--overwrite", action="store_true", help="replace DST when it already holds a model")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("envs", help="list the registered simulated worlds")

@@ -19,6 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from worldjepa.data.trajectories import check_env
 from worldjepa.presets import WorldModelPreset
 from worldjepa.stages.collect import run_collect
 from worldjepa.stages.evaluate import format_table, run_evaluate
@@ -38,6 +39,8 @@ def run_demo(cfg: WorldModelPreset, run_dir: str | Path, model_dir: str | Path |
     if model_dir is not None:
         world_model, data_dir = Path(model_dir), None
     else:
+        if (data_dir / "meta.json").is_file():  # a run dir of another preset: its data is not this env's
+            check_env(data_dir, cfg.env.id, cfg.env.image_size)
         if not (data_dir / "meta.json").is_file():
             tic = time.perf_counter()
             print(f"[1/4] collecting {cfg.collect.episodes} episodes of {cfg.env.id}")

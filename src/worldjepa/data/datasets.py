@@ -55,8 +55,15 @@ class TrajectoryVideo(torch.utils.data.Dataset):
     Items are {"video": normalized float [3, T, H, W]}; actions and states are not used in stage 1.
     """
 
-    def __init__(self, root: str | Path, num_frames: int, frame_step: int):
+    def __init__(self, root: str | Path, num_frames: int, frame_step: int, image_size: int):
         self.clips = TrajectoryDataset(root, clip_length=num_frames, frame_skip=frame_step)
+        height, width = self.clips.meta["image_size"]
+        if (height, width) != (image_size, image_size):  # masks and the encoder's grid follow image_size
+            raise UserError(
+                f"{root} holds {height}x{width} frames but data.image_size is {image_size}: the masks would "
+                f"cover part of each frame only; set data.image_size={height} or collect at {image_size} px"
+                + ("" if height == width else " (square frames)")
+            )
         if len(self.clips) == 0:
             raise UserError(
                 f"trajectory folder {root} has no episode of {num_frames} frames at step {frame_step}; "
@@ -80,7 +87,7 @@ def build_dataset(data: DataConfig, video: bool, train: bool) -> torch.utils.dat
             f"data.dataset '{name}' is not available for this method; use one of {', '.join(valid)}"
         )
     if name == "trajectories":
-        return TrajectoryVideo(data.root, data.num_frames, data.frame_step)
+        return TrajectoryVideo(data.root, data.num_frames, data.frame_step, data.image_size)
     if name in ("folder", "video_folder"):
         root = Path(data.root) / ("train" if train else "val")
         if name == "folder":

@@ -11,8 +11,9 @@ any module with the `FrameLatents` attributes) and writes one safetensors file p
 
 The fingerprint hashes the encoder (architecture + weights), the pooling and normalisation, and the
 trajectory folder (meta, episode tables, array sizes and modification times). A cache whose
-fingerprint differs is rebuilt, never reused; a build goes to `cache_dir.tmp` and is renamed when
-complete, so an interrupted build leaves no half cache.
+fingerprint differs is rebuilt, never reused; a build goes to a temporary folder and is renamed when
+complete, so an interrupted build (or a full disk) leaves no half cache, and latents that are not
+finite are refused.
 
 `EmbeddingClips` serves clips with the clip indexing of `TrajectoryDataset` (same order and count for
 clip_length = T + 1 and the same frame_skip): clips never cross an episode, and the k = frame_skip
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ from torch.utils.data import Dataset
 
 from worldjepa.data.trajectories import ClipIndex, TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
+from worldjepa.files import new_folder
 from worldjepa.train.device import autocast
 
 FORMAT = "worldjepa-embeddings"
@@ -97,50 +97,60 @@ def build_embedding_cache(
     ).hexdigest()
     meta_path = cache_dir / "meta.json"
     if meta_path.is_file():
-        if json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
+        if _fingerprint_of(meta_path) == fingerprint:
             return cache_dir
         warnings.warn(
             f"embedding cache {cache_dir} is stale (encoder or data changed); rebuilding", stacklevel=2
         )
-        shutil.rmtree(cache_dir)
 
     run_device = torch.device(device)
     frame_encoder = frame_encoder.to(run_device)
     dataset = TrajectoryDataset(trajectories, clip_length=1)
-    tmp = cache_dir.with_name(cache_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     lengths = []
-    for index in range(dataset.num_episodes):
-        episode = dataset.episode(index)
-        pixels = torch.from_numpy(episode["frames"])  # uint8 [T, H, W, 3]
-        latents = []
-        for start in range(0, len(pixels), batch_size):
-            with torch.inference_mode(), autocast(run_device, precision):
-                latents.append(frame_encoder(pixels[start : start + batch_size].to(run_device)).cpu())
-        arrays = {
-            "z": torch.cat(latents).to(DTYPES[dtype]).contiguous(),
-            "actions": torch.from_numpy(episode["actions"]),
-            "states": torch.from_numpy(episode["states"]),
+    with new_folder(cache_dir, overwrite=True, what="embedding cache") as tmp:
+        for index in range(dataset.num_episodes):
+            episode = dataset.episode(index)
+            pixels = torch.from_numpy(episode["frames"])  # uint8 [T, H, W, 3]
+            latents = []
+            for start in range(0, len(pixels), batch_size):
+                with torch.inference_mode(), autocast(run_device, precision):
+                    latents.append(frame_encoder(pixels[start : start + batch_size].to(run_device)).cpu())
+            z = torch.cat(latents)
+            if not torch.isfinite(z).all():  # a NaN cache would train a NaN predictor
+                raise UserError(
+                    f"the encoder gives NaN or infinite latents for episode {index} of {trajectories}: its "
+                    "weights are broken (a diverged stage 1?); nothing was cached"
+                )
+            arrays = {
+                "z": z.to(DTYPES[dtype]).contiguous(),
+                "actions": torch.from_numpy(episode["actions"]),
+                "states": torch.from_numpy(episode["states"]),
+            }
+            save_file(arrays, str(_episode_path(tmp, index)))
+            lengths.append(len(pixels))
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "fingerprint": fingerprint,
+            "trajectories": str(Path(trajectories).resolve()),
+            "tokens_per_frame": frame_encoder.tokens_per_frame,
+            "grid": list(frame_encoder.grid),
+            "embed_dim": int(arrays["z"].shape[-1]) if lengths else None,
+            "action_dim": dataset.meta["action_dim"],
+            "state_dim": dataset.meta["state_dim"],
+            "lengths": lengths,
         }
-        save_file(arrays, str(_episode_path(tmp, index)))
-        lengths.append(len(pixels))
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "fingerprint": fingerprint,
-        "trajectories": str(Path(trajectories).resolve()),
-        "tokens_per_frame": frame_encoder.tokens_per_frame,
-        "grid": list(frame_encoder.grid),
-        "embed_dim": int(arrays["z"].shape[-1]) if lengths else None,
-        "action_dim": dataset.meta["action_dim"],
-        "state_dim": dataset.meta["state_dim"],
-        "lengths": lengths,
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, cache_dir)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return cache_dir
+
+
+def _fingerprint_of(meta_path: Path) -> str | None:
+    """The fingerprint a cache was built for; None when its meta.json is unreadable (then it is rebuilt)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return meta.get("fingerprint") if isinstance(meta, dict) else None
 
 
 class EmbeddingClips(Dataset):

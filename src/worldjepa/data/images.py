@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from worldjepa.data.transforms import IJEPA_CROP_SCALE, ImageTransform
-from worldjepa.errors import UserError
+from worldjepa.errors import UserError, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
@@ -39,6 +39,9 @@ def scan_class_folders(root: str | Path, extensions: tuple[str, ...], what: str)
     items = []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+        empty = next((p for p in files if p.stat().st_size == 0), None)  # cheap: found before any work
+        if empty is not None:
+            raise UserError(f"{empty} is empty (0 bytes); replace the file or remove it")
         if not files:
             raise UserError(
                 f"class folder {class_dir} has no {what}; add {examples} files to it or remove it"
@@ -60,7 +63,9 @@ def read_image(path: Path) -> torch.Tensor:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
     except (OSError, ValueError, UnidentifiedImageError) as err:
-        raise UserError(f"could not read image {path}: {err}; replace the file or remove it") from err
+        raise UserError(
+            f"could not read image {path}: {one_line(err)}; replace the file or remove it"
+        ) from err
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 

@@ -70,13 +70,20 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     return meta
 
 
-def check_env(root: str | Path, env_id: str) -> dict[str, Any]:
-    """The folder's meta, refused when it was recorded in another env than `env_id`."""
+def check_env(root: str | Path, env_id: str, image_size: int) -> dict[str, Any]:
+    """The folder's meta, refused when it was recorded in another env, or at another image size, than
+    the preset's."""
     meta = read_meta(root)
     if meta["env_id"] != env_id:
         raise UserError(
             f"{root} holds trajectories of {meta['env_id']}, but the preset is for {env_id}; use the preset of "
             f"that env (-c) or data collected in {env_id}"
+        )
+    if meta["image_size"] != [image_size, image_size]:
+        height, width = meta["image_size"]
+        raise UserError(
+            f"{root} holds {height}x{width} frames, but the preset's env.image_size is {image_size}; set "
+            f"env.image_size={height} or collect at {image_size} px"
         )
     return meta
 
@@ -227,7 +234,7 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
         columns = {key: list(table[key]) for key in ("length", "seed", "variation", "policy")}
         lengths = np.asarray(columns["length"], dtype=np.int64)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
-    except (OSError, KeyError, TypeError, EOFError, UnicodeDecodeError, ValueError, OverflowError) as error:
+    except Exception as error:  # noqa: BLE001 - np.load's header parser alone raises half a dozen types
         raise _corrupt(path, _reason(error)) from None
     if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 2).any():
         raise _corrupt(path, "episodes.json must list episodes of at least 2 frames")

@@ -4,6 +4,10 @@ Importing this package registers every worldjepa id with Gymnasium, so `gym.make
 works after `import worldjepa.envs`; `worldjepa.envs.make` gives a clear error for an unknown id.
 """
 
-from worldjepa.envs.registry import ENVS, EnvConfig, make, make_env
+from worldjepa.envs.gl_setting import user_gl_backend
+
+user_gl_backend()  # refuses a bad MUJOCO_GL before MuJoCo is imported below (it would fail with a traceback)
+
+from worldjepa.envs.registry import ENVS, EnvConfig, make, make_env  # noqa: E402
 
 __all__ = ["ENVS", "EnvConfig", "make", "make_env"]

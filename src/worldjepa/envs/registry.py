@@ -14,21 +14,24 @@ import gymnasium as gym
 from worldjepa.envs.gym_adapter import GymPixelsAdapter
 from worldjepa.envs.rendering import gl_backend
 from worldjepa.envs.rollout_goal import RolloutGoal
+from worldjepa.envs.variations import get_variation
 from worldjepa.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvEntry:
-    """Where an env class lives and how long its episodes are by default."""
+    """Where an env class lives, how long its episodes are by default, and whether it has the visual
+    variations of `worldjepa.envs.variations` (the arm scene)."""
 
     entry_point: str
     max_episode_steps: int
+    variations: bool = False
 
 
 ENVS: dict[str, EnvEntry] = {
-    "worldjepa/ArmReach-v0": EnvEntry("worldjepa.envs.arm:ArmReachEnv", 50),
-    "worldjepa/ArmPush-v0": EnvEntry("worldjepa.envs.arm:ArmPushEnv", 100),
-    "worldjepa/ArmPickPlace-v0": EnvEntry("worldjepa.envs.arm:ArmPickPlaceEnv", 100),
+    "worldjepa/ArmReach-v0": EnvEntry("worldjepa.envs.arm:ArmReachEnv", 50, variations=True),
+    "worldjepa/ArmPush-v0": EnvEntry("worldjepa.envs.arm:ArmPushEnv", 100, variations=True),
+    "worldjepa/ArmPickPlace-v0": EnvEntry("worldjepa.envs.arm:ArmPickPlaceEnv", 100, variations=True),
     "worldjepa/TwoRooms-v0": EnvEntry("worldjepa.envs.two_rooms:TwoRoomsEnv", 100),
     "worldjepa/DMCReacher-v0": EnvEntry("worldjepa.envs.dmc_reacher:DMCReacherEnv", 100),
 }
@@ -47,6 +50,7 @@ def make(env_id: str, **kwargs) -> gym.Env:
     (e.g. `max_episode_steps`)."""
     if env_id not in ENVS:
         raise UserError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENVS)}")
+    check_variation(env_id, kwargs.get("variation"))
     register_all()
     return gym.make(env_id, **kwargs)
 
@@ -56,17 +60,28 @@ def make_env(
 ) -> gym.Env:
     """A worldjepa env by id, or any Gymnasium id that renders `rgb_array`, wrapped by `GymPixelsAdapter`."""
     limits = {} if max_steps is None else {"max_episode_steps": int(max_steps)}
+    check_variation(env_id, variation)
     if env_id in ENVS:
         extra = {} if variation is None else {"variation": variation}
         return make(env_id, image_size=image_size, **extra, **limits)
-    if variation is not None:
-        raise UserError(f"variations exist only for worldjepa envs ({', '.join(ENVS)}), not {env_id!r}")
     gl_backend()  # Gymnasium's MuJoCo envs read MUJOCO_GL when they first render
     try:
         env = gym.make(env_id, render_mode="rgb_array", **limits)
     except gym.error.Error as error:
         raise UserError(f"cannot make env {env_id!r}: {error}; worldjepa ids: {', '.join(ENVS)}") from None
     return GymPixelsAdapter(env, image_size=image_size)
+
+
+def check_variation(env_id: str, variation: str | None) -> None:
+    """A visual variation must be one of the arm scene's, for an env that has them."""
+    if variation is None:
+        return
+    with_variations = [env for env, entry in ENVS.items() if entry.variations]
+    if env_id not in with_variations:
+        raise UserError(
+            f"{env_id} has no visual variations (only {', '.join(with_variations)} do); drop the variation"
+        )
+    get_variation(variation)
 
 
 @dataclasses.dataclass
@@ -82,6 +97,14 @@ class EnvConfig:
     variation: str | None = None
     goal_steps: int = 25
     goal_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_variation(self.id, self.variation)
+        if self.image_size < 1 or self.goal_steps < 1 or not self.goal_threshold > 0:
+            raise UserError(
+                f"env.image_size and env.goal_steps must be >= 1 and env.goal_threshold > 0, got {self.image_size}, "
+                f"{self.goal_steps} and {self.goal_threshold}"
+            )
 
     def make(self, max_steps: int | None = None) -> gym.Env:
         """A fresh env as configured, with goals."""

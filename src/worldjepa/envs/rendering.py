@@ -21,9 +21,10 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from worldjepa.envs.gl_setting import user_gl_backend
 from worldjepa.errors import UserError
 
-_BACKEND_MODULES = {
+_BACKEND_MODULES = {  # one per GL_BACKENDS
     "egl": "mujoco.egl",
     "osmesa": "mujoco.osmesa",
     "glfw": "mujoco.glfw",
@@ -51,10 +52,8 @@ def _backend_works(backend: str) -> bool:
 @functools.cache
 def gl_backend() -> str:
     """The OpenGL backend used for rendering; sets `MUJOCO_GL` when the user has not."""
-    chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
+    chosen = user_gl_backend()
     if chosen:
-        if chosen not in _BACKEND_MODULES:
-            raise UserError(f"MUJOCO_GL={chosen!r} is not supported; use one of {sorted(_BACKEND_MODULES)}")
         return chosen
     for backend in ("egl", "osmesa"):
         if _backend_works(backend):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from torch import nn
 
 from worldjepa.errors import UserError
+from worldjepa.files import check_new_folder, new_folder
 from worldjepa.interop.hf import load_hf, save_hf
 from worldjepa.interop.official import build_official, official_part, read_official
 from worldjepa.interop.worldjepa_format import Dtype, load_modules, save_modules, torch_dtype
@@ -46,6 +47,7 @@ def convert(
     part: str = "target_encoder",
     dtype: Dtype = "fp32",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Convert the model in `src` and write it to the folder `dst`; returns `dst`.
 
@@ -60,6 +62,8 @@ def convert(
     overrides: for official files, constructor arguments the weights cannot give, per checkpoint entry,
       e.g. {"target_encoder": {"num_heads": 4}, "predictor": {"num_heads": 4, "img_size": 64}} for sizes
       outside the released ones (see worldjepa.interop.architecture).
+    overwrite: replace `dst` when it already holds something (refused otherwise, before any work). `dst`
+      is written whole or not at all, and never in place of `src`.
     """
     if src_format not in ("official", "hf", "worldjepa"):
         raise UserError(f"source format must be official, hf or worldjepa, got {src_format!r}")
@@ -67,6 +71,7 @@ def convert(
         raise UserError(f"destination format must be worldjepa or hf, got {dst_format!r}")
     roles = _roles(part)
     cast = torch_dtype(dtype)
+    _check_destination(Path(src), Path(dst), overwrite)
     if src_format == "official":
         checkpoint = read_official(src)
         modules = {
@@ -81,4 +86,19 @@ def convert(
         modules = _select(load_hf(src), roles, str(src))
     else:
         modules = _select(load_modules(src), roles, str(src))
-    return save_modules(dst, modules, dtype) if dst_format == "worldjepa" else save_hf(modules, dst, cast)
+    if dst_format == "worldjepa":
+        return save_modules(dst, modules, dtype, overwrite)
+    with new_folder(dst, overwrite, "model folder") as tmp:
+        save_hf(modules, tmp, cast)
+    return Path(dst)
+
+
+def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
+    """`dst` must be a new folder (or, with `overwrite`, a folder to replace) apart from `src`: converting
+    in place would replace the source with part of it (`--part encoder` drops the predictor)."""
+    source, destination = src.resolve(), dst.resolve()
+    if source == destination or destination in source.parents:
+        raise UserError(
+            f"convert writes a new folder, and {dst} holds the source {src}; pick another destination"
+        )
+    check_new_folder(dst, overwrite, "model folder")

@@ -25,6 +25,7 @@ from safetensors.torch import safe_open, save_file
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
+from worldjepa.files import new_folder
 from worldjepa.interop.architecture import Architecture, Kind, architecture_of
 from worldjepa.interop.strict_load import build_loaded, check_kind
 
@@ -41,19 +42,32 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def save_modules(
-    directory: str | Path, modules: Mapping[str, nn.Module], dtype: Dtype = "fp32", **extra: Any
+    directory: str | Path,
+    modules: Mapping[str, nn.Module],
+    dtype: Dtype = "fp32",
+    overwrite: bool = False,
+    **extra: Any,
 ) -> Path:
-    """Write `modules` (name -> module) into `directory`, floating tensors cast to `dtype`; returns it."""
+    """Write `modules` (name -> module) into `directory`, floating tensors cast to `dtype`; returns it.
+
+    The folder is written whole or not at all (`worldjepa.files.new_folder`): a full disk or a crash
+    leaves an earlier folder intact, and an existing one is replaced only with `overwrite`. Weights
+    that are not finite are refused: such a model would only produce NaN.
+    """
     cast = torch_dtype(dtype)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     archs = {name: architecture_of(module) for name, module in modules.items()}
     weights = {
         f"{name}.{key}": (t.to(cast) if t.is_floating_point() else t).detach().cpu().contiguous()
         for name, module in modules.items()
         for key, t in module.state_dict().items()
     }
-    save_file(weights, str(directory / WEIGHTS), metadata={"format": FORMAT})
+    broken = [key for key, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise UserError(
+            f"not saving {directory}: {len(broken)} weight tensors hold NaN or infinite values (e.g. "
+            f"{broken[0]}); the training that made them diverged"
+        )
     config = {
         "format": FORMAT,
         "version": VERSION,
@@ -64,7 +78,9 @@ def save_modules(
         },
         **extra,
     }
-    (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    with new_folder(directory, overwrite, "model folder") as tmp:
+        save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return directory
 
 

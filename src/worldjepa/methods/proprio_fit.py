@@ -42,10 +42,10 @@ class ProprioFitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.validation < 0:
+        if self.steps < 1 or self.batch_size < 1 or self.validation < 0 or not self.lr > 0:
             raise UserError(
-                "proprio_fit needs steps >= 1, batch_size >= 1 and validation >= 0, got "
-                f"{self.steps}, {self.batch_size} and {self.validation}"
+                "proprio_fit needs steps >= 1, batch_size >= 1, validation >= 0 and lr > 0, got "
+                f"{self.steps}, {self.batch_size}, {self.validation} and {self.lr}"
             )
 
 
@@ -118,6 +118,10 @@ def fit_proprio_head(
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     head.eval().requires_grad_(False)
+    if not torch.isfinite(loss):
+        raise UserError(
+            f"the proprio head diverged (loss {loss.item()}); lower world_model.proprio_fit.lr (now {cfg.lr})"
+        )
     if held_out == 0:
         return {}
     with torch.no_grad():

@@ -36,10 +36,14 @@ class StateReadoutFitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.batch_size, self.width) < 1 or not 0.0 <= self.validation < 1.0:
+        if (
+            min(self.steps, self.batch_size, self.width) < 1
+            or not 0.0 <= self.validation < 1.0
+            or not self.lr > 0
+        ):
             raise UserError(
-                "state_readout needs steps, batch_size and width >= 1 and validation in [0, 1), got "
-                f"{self.steps}, {self.batch_size}, {self.width} and {self.validation}"
+                "state_readout needs steps, batch_size and width >= 1, validation in [0, 1) and lr > 0, got "
+                f"{self.steps}, {self.batch_size}, {self.width}, {self.validation} and {self.lr}"
             )
 
 

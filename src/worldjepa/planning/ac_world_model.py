@@ -130,8 +130,9 @@ class ACWorldModel:
             visual = cached_rollout(self.predictor, latent.visual, actions, states[:, :-1], self.grid)
         return Latent(visual.float(), states[:, 1:] if self.use_proprio else None)
 
-    def save(self, directory: str | Path) -> None:
-        """Write the worldjepa model folder (`worldjepa.interop.worldjepa_format`): weights + config.json."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> None:
+        """Write the worldjepa model folder (`worldjepa.interop.worldjepa_format`): weights + config.json;
+        an existing folder is replaced only with `overwrite`."""
         if not isinstance(self.frames.encoder, VisionTransformer | PixelPatches):
             raise UserError(
                 f"save supports a VisionTransformer encoder (or raw pixel patches), got {type(self.frames.encoder).__name__}"
@@ -146,7 +147,7 @@ class ACWorldModel:
             "precision": self.precision,
             "trained_on": self.trained_on,
         }
-        save_modules(directory, modules, world_model=world_model)
+        save_modules(directory, modules, overwrite=overwrite, world_model=world_model)
 
     @classmethod
     def load(

@@ -22,6 +22,7 @@ from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, read_meta
 from worldjepa.errors import UserError
+from worldjepa.files import check_new_folder
 from worldjepa.interop.pretrain_run import RUN_CONFIG, load_encoder, run_config
 from worldjepa.interop.worldjepa_format import save_modules
 from worldjepa.methods.ac_posttrain import ACPostTraining
@@ -55,11 +56,17 @@ def proprio_head(cfg: WorldModelConfig, state_dim: int, action_dim: int) -> Prop
 
 
 def run_posttrain(
-    cfg: WorldModelConfig, encoder_source: str | Path, trajectories: str | Path, run_dir: str | Path
+    cfg: WorldModelConfig,
+    encoder_source: str | Path,
+    trajectories: str | Path,
+    run_dir: str | Path,
+    overwrite: bool = False,
 ) -> ACWorldModel:
     """Train the AC predictor of `cfg` on `trajectories` over the frozen encoder in `encoder_source`;
-    returns the `ACWorldModel`, also saved in run_dir/world_model."""
+    returns the `ACWorldModel`, also saved in run_dir/world_model (an existing one is replaced only with
+    `overwrite`, refused before any work otherwise)."""
     run_dir = Path(run_dir)
+    check_new_folder(run_dir / WORLD_MODEL_DIR, overwrite, "model folder")
     encoder = load_encoder(encoder_source).requires_grad_(False)
     frames = FrameEncoder(encoder, cfg.tokens_per_frame)
     device = resolve_device(cfg.train.device)
@@ -124,7 +131,7 @@ def run_posttrain(
         trained_on={**trained_on_data(trajectories, encoder_source), "frame_skip": cfg.frame_skip},
     )
     if trainer.dist.is_main:
-        world_model.save(run_dir / WORLD_MODEL_DIR)
+        world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
     return world_model
 
 
