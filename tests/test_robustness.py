@@ -478,7 +478,7 @@ def test_a_full_disk_during_convert_says_so_and_keeps_the_old_folder(
 
     monkeypatch.setattr(worldjepa_format, "save_file", full_disk)
     err = _convert(capsys, model_folder, tmp_path / "old", "--overwrite")
-    assert "disk full while writing" in err and "nothing was replaced" in err
+    assert "disk full while writing" in err and "what was there before is intact" in err
     assert (tmp_path / "old" / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "old"]
 
@@ -575,3 +575,25 @@ def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path
     assert b"Traceback" not in err and err.decode().strip().splitlines()[-1].startswith("interrupted")
     data = TrajectoryDataset(out, clip_length=2)
     assert data.num_episodes >= 40 and not list(out.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("command", [["collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "1", "--out"],
+                                     ["pretrain", "--run-dir"], ["demo", "--train", "--run-dir"]])  # fmt: skip
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path, capsys, command):
+    (tmp_path / "file").write_text("keep me")
+    assert "file is a file, not a folder" in _cli(capsys, *command, str(tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
+def test_a_world_model_records_what_it_was_trained_on(tmp_path):
+    from worldjepa.stages.posttrain import trained_on_data
+
+    data = _reach_folder(tmp_path / "data", size=32)
+    trained_on = trained_on_data(data, tmp_path / "encoder")
+    assert trained_on == {
+        "env_id": "worldjepa/ArmReach-v0",
+        "action_dim": 4,
+        "state_dim": 7,
+        "image_size": [32, 32],
+        "seeds": [1],
+    }

@@ -215,15 +215,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_output_folders(args: argparse.Namespace) -> None:
+    """Output folders (--out, --run-dir) must not be files: found before any work, not at the first write."""
+    for option in ("out", "run_dir"):
+        path = getattr(args, option, None)
+        if path and Path(path).exists() and not Path(path).is_dir():
+            raise UserError(
+                f"--{option.replace('_', '-')} {path} is a file, not a folder; pass a folder path"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_output_folders(args)
         args.func(args)
     except UserError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume a training run with train.resume=true", file=sys.stderr)
+        print(
+            "interrupted; what finished is saved (resume a training run with train.resume=true; collect "
+            "appends to its folder)",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -41,7 +41,9 @@ def disk_full(error: BaseException, directory: str | Path) -> bool:
 
 
 def disk_full_error(path: str | Path) -> UserError:
-    return UserError(f"disk full while writing {path}; nothing was replaced: free some space and run again")
+    return UserError(
+        f"disk full while writing {path}; what was there before is intact: free some space and retry"
+    )
 
 
 def remove_stale(directory: str | Path, pattern: str) -> None:

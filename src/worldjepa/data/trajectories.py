@@ -130,6 +130,8 @@ class TrajectoryWriter:
             "state_dim": int(state_dim),
         }
         self.chunk_frames = int(chunk_frames)
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"{self.root} is a file, not a trajectory folder; pass a folder path")
         self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / "meta.json").exists():
             existing = read_meta(self.root)

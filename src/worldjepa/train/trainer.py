@@ -130,6 +130,8 @@ class Trainer:
         config: dict[str, Any] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.config = cfg, Path(run_dir), config or {}
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UserError(f"run dir {self.run_dir} is a file, not a folder; pass a folder path")
         self.dist = dist.dist_info()
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         dist.init_distributed(self.dist, self.device)
