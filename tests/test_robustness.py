@@ -112,6 +112,52 @@ def test_fuzzed_world_model_overrides_raise_only_user_errors(items):
         assert str(error)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["ijepa_tiny", "vjepa2_tiny"]),
+    st.integers(1, 9),  # patch size
+    st.integers(1, 24),  # image size
+    st.integers(1, 4),  # heads
+    st.integers(1, 40),  # width
+    st.integers(1, 4),  # frames
+)
+def test_fuzzed_network_shapes_build_and_run_or_raise_user_errors(preset, patch, image, heads, width, frames):
+    """Shapes a user may set: refused by the config or by the networks' own checks, never a torch error
+    mid-forward (an odd RoPE head, a 2D sin-cos table of 6 channels)."""
+    from worldjepa.models import build_mask_collator, build_method
+
+    dataset = "synthetic_video" if preset == "vjepa2_tiny" else "shapes"
+    overrides = [f"model.patch_size={patch}", f"data.image_size={image}", f"model.num_heads={heads}",
+                 f"model.embed_dim={width}", "model.depth=1", f"data.num_frames={frames}", "model.tubelet_size=1",
+                 "model.predictor_embed_dim=8", "model.predictor_num_heads=1", "model.predictor_depth=1",
+                 f"data.dataset={dataset}"]  # fmt: skip
+    try:
+        cfg = load_config(preset, overrides)
+        method = build_method(cfg)
+        collator = build_mask_collator(cfg.masks, method.encoder)
+        key, shape = ("video", (3, frames, image, image)) if cfg.video else ("image", (3, image, image))
+        method(collator([{key: torch.randn(shape), "seed": i} for i in range(2)]))
+    except UserError as error:
+        assert str(error)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model.pos_embed=rope", "model.embed_dim=42", "model.num_heads=2"],
+            "even head dimension .* got 21",
+        ),
+        (["model.embed_dim=6", "model.num_heads=1"], "width divisible by 4, got 6"),
+    ],
+)
+def test_network_shapes_torch_would_fail_on_mid_forward(overrides, message):
+    from worldjepa.models import build_method
+
+    with pytest.raises(UserError, match=message):
+        build_method(load_config("ijepa_tiny", overrides))
+
+
 # ------------------------------------------------------------------ training: NaN guards, checkpoints
 class _Diverging(ToyMethod):
     """The toy method whose loss (or weights) turn NaN after `at` optimizer steps."""
@@ -382,6 +428,13 @@ def test_demo_train_refuses_a_run_dir_of_another_env_or_a_finished_one(tmp_path,
     (tmp_path / "reach" / "world_model" / "config.json").write_text("{}")
     err = _cli(capsys, "demo", "--train", "--overwrite", "--run-dir", str(tmp_path / "reach"))
     assert "already holds a trained world model, which --train would reuse" in err
+
+
+def test_demo_checks_the_planner_and_encoder_values_before_training(tmp_path, capsys):
+    run = ["demo", "--train", "--run-dir", str(tmp_path / "run")]
+    assert "iterations >= 1" in _cli(capsys, *run, "planner.iterations=0")
+    assert "unknown config key 'model.dept'" in _cli(capsys, *run, "encoder.overrides=[model.dept=3]")
+    assert not (tmp_path / "run").exists()
 
 
 def test_evaluation_refuses_a_model_of_another_env():

@@ -39,6 +39,8 @@ def run_demo(cfg: WorldModelPreset, run_dir: str | Path, model_dir: str | Path |
     if model_dir is not None:
         world_model, data_dir = Path(model_dir), None
     else:
+        stage1 = cfg.stage1(data_dir)  # the encoder preset and its overrides, checked before any work
+        _check_planner(cfg)
         if (data_dir / "meta.json").is_file():  # a run dir of another preset: its data is not this env's
             check_env(data_dir, cfg.env.id, cfg.env.image_size)
         if not (data_dir / "meta.json").is_file():
@@ -49,7 +51,6 @@ def run_demo(cfg: WorldModelPreset, run_dir: str | Path, model_dir: str | Path |
         encoder_dir = run_dir / "encoder"
         tic = time.perf_counter()
         print("[2/4] stage 1: action-free encoder pretraining (V-JEPA 2 style) on the recorded video")
-        stage1 = cfg.stage1(data_dir)
         stage1.train.resume = True  # a finished run returns at once; a killed one continues
         run_pretrain(stage1, encoder_dir)
         timings["stage 1"] = time.perf_counter() - tic
@@ -67,3 +68,13 @@ def run_demo(cfg: WorldModelPreset, run_dir: str | Path, model_dir: str | Path |
     spent = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
     table = format_table(reports)
     return f"{table}\n\nwall time: {spent}\nepisode GIFs: {run_dir / 'eval' / 'world_model'}"
+
+
+def _check_planner(cfg: WorldModelPreset) -> None:
+    """Build the planner once for the env, so that its own checks of the planner values refuse a bad one
+    before the training stages rather than after them."""
+    env = cfg.env.make()
+    try:
+        cfg.planner.build(env.action_space, 1 if cfg.planner.hold_actions else cfg.world_model.frame_skip)
+    finally:
+        env.close()

@@ -31,6 +31,8 @@ def _grid(*sizes: int) -> list[Tensor]:
 
 def sincos_2d(dim: int, height: int, width: int) -> Tensor:
     """I-JEPA table [H*W, dim]: first half encodes w, second half h (the official meshgrid order)."""
+    if dim % 4 or dim == 0:  # each half is [sin, cos]
+        raise UserError(f"a 2D sin-cos position embedding needs a width divisible by 4, got {dim}")
     h, w = _grid(height, width)
     return torch.cat([sincos_1d(dim // 2, w), sincos_1d(dim // 2, h)], dim=1)
 

@@ -61,9 +61,10 @@ class RoPE3D(nn.Module):
         super().__init__()
         self.head_dim, self.theta, self.compat = head_dim, theta, compat
         self.axis_dim = 2 * ((head_dim // 3) // 2)
-        if self.axis_dim == 0:
+        if self.axis_dim == 0 or head_dim % 2:  # channels rotate in pairs
             raise UserError(
-                f"3D RoPE needs a head dimension (width / heads) of at least 6, got {head_dim}: use fewer heads"
+                f"3D RoPE needs an even head dimension (width / heads) of at least 6, got {head_dim}: change "
+                "the width or the number of heads"
             )
 
     def forward(self, pos: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
