@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ddp_worker import ToyDataset, ToyMethod, toy_config
-from worldjepa.config import read_yaml
+from worldjepa.config import preset_names, read_yaml
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
 from worldjepa.errors import UserError
 from worldjepa.presets import PretrainPreset, WorldModelPreset, load_config
@@ -94,18 +94,23 @@ _VALUES = st.one_of(
 
 
 @FUZZ
-@given(st.lists(st.one_of(st.text(max_size=20), st.tuples(st.sampled_from(_KEYS), _VALUES)), max_size=3))
-def test_fuzzed_pretraining_overrides_raise_only_user_errors(items):
+@given(
+    st.sampled_from(preset_names()),
+    st.lists(
+        st.one_of(st.text(max_size=20), st.tuples(st.sampled_from(_KEYS + _WM_KEYS), _VALUES)), max_size=3
+    ),
+)
+def test_fuzzed_overrides_raise_only_user_errors(preset, items):
     overrides = [item if isinstance(item, str) else f"{item[0]}={item[1]}" for item in items]
     try:
-        load_config("vjepa2_tiny", overrides)
+        load_config(preset, overrides)
     except UserError as error:
         assert str(error)
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(_WM_KEYS), _VALUES), max_size=3))
-def test_fuzzed_world_model_overrides_raise_only_user_errors(items):
+@given(st.lists(st.tuples(st.sampled_from(_WM_KEYS), _VALUES), min_size=1, max_size=3))
+def test_fuzzed_world_model_values_raise_only_user_errors(items):
     try:
         load_config("wm_arm_reach", [f"{key}={value}" for key, value in items])
     except UserError as error:
@@ -650,3 +655,33 @@ def test_a_world_model_records_what_it_was_trained_on(tmp_path):
         "image_size": [32, 32],
         "seeds": [1],
     }
+
+
+@FUZZ
+@given(
+    st.sampled_from(["config.json", "model.safetensors"]),
+    st.sampled_from(["truncate", "replace", "overwrite"]),
+    st.floats(0, 1),
+    st.binary(max_size=32),
+)
+def test_fuzzed_model_folders_load_or_raise_a_user_error(saved_model, name, kind, position, junk):
+    from worldjepa.interop.worldjepa_format import load_modules
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "model"
+        shutil.copytree(saved_model, root)
+        path = root / name
+        path.write_bytes(_damage(path.read_bytes(), kind, position, junk))
+        try:
+            load_modules(root)
+        except UserError as error:
+            assert str(error) and "\n" not in str(error)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> Path:
+    from test_ac_world_model import tiny_encoder, tiny_predictor
+    from worldjepa.interop.worldjepa_format import save_modules
+
+    root = tmp_path_factory.mktemp("saved") / "model"
+    return save_modules(root, {"encoder": tiny_encoder(), "predictor": tiny_predictor()})

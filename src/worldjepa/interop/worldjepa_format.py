@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 from torch import Tensor, nn
 
-from worldjepa.errors import UserError
+from worldjepa.errors import UserError, one_line
 from worldjepa.files import new_folder
 from worldjepa.interop.architecture import Architecture, Kind, architecture_of
 from worldjepa.interop.strict_load import build_loaded, check_kind
@@ -94,12 +94,23 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         )
     try:
         config = json.loads((directory / CONFIG).read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{directory / CONFIG} is not valid JSON ({error}); re-save the model") from None
-    if config.get("format") != FORMAT or config.get("version") != VERSION:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = one_line(error)
+        raise UserError(f"{directory / CONFIG} is not valid JSON ({reason}); re-save the model") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT or config.get("version") != VERSION:
+        found = (config.get("format"), config.get("version")) if isinstance(config, dict) else (None, None)
         raise UserError(
             f"{directory / CONFIG} is not a {FORMAT} version {VERSION} config "
-            f"(format {config.get('format')!r}, version {config.get('version')!r}); re-save it with this worldjepa"
+            f"(format {found[0]!r}, version {found[1]!r}); re-save it with this worldjepa"
+        )
+    modules = config.get("modules")
+    entries_ok = isinstance(modules, dict) and all(
+        isinstance(m, dict) and isinstance(m.get("kind"), str) and isinstance(m.get("kwargs"), dict)
+        for m in modules.values()
+    )
+    if not entries_ok:
+        raise UserError(
+            f"{directory / CONFIG} is corrupt (its modules lack a kind or arguments); re-save the model"
         )
     return config
 
@@ -145,5 +156,15 @@ def load_modules(
         if expect is not None and name in expect:
             check_kind(arch, expect[name], source)
         state = {k[len(name) + 1 :]: v for k, v in weights.items() if k.startswith(name + ".")}
-        modules[name] = build_loaded(arch, state, source)
+        try:
+            modules[name] = build_loaded(arch, state, source)
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            RuntimeError,
+        ) as error:  # arguments from a damaged config.json
+            raise UserError(
+                f"{directory / CONFIG} describes a {name} that cannot be built ({one_line(error)}); re-save the model"
+            ) from None
     return modules
