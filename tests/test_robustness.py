@@ -232,6 +232,24 @@ def test_a_full_disk_during_a_save_says_so_and_keeps_the_old_checkpoint(tmp_path
     assert load_checkpoint(path)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == [LATEST]
 
 
+def test_a_full_disk_anywhere_else_is_one_line_from_the_cli(monkeypatch, capsys):
+    import worldjepa.cli
+
+    def full_disk(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/metrics.csv")
+
+    monkeypatch.setattr(worldjepa.cli, "cmd_envs", full_disk)
+    assert "disk full while writing runs/x/metrics.csv" in _cli(capsys, "envs")
+
+
+def test_rankme_of_diverged_embeddings_is_nan_not_a_linalg_error():
+    from worldjepa.train.monitor import collapse_metrics
+
+    z = torch.randn(16, 8)
+    z[3, 2] = float("nan")
+    assert np.isnan(collapse_metrics(z)["rankme"])
+
+
 # ------------------------------------------------------------------ trajectory folders
 H = W = 8
 

@@ -7,6 +7,7 @@ status 2, instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except UserError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {error.filename}" if error.filename else ""
+        print(f"error: disk full{where}; checkpoints and folders written before are intact", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
