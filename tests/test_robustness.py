@@ -703,3 +703,20 @@ def saved_model(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("saved") / "model"
     return save_modules(root, {"encoder": tiny_encoder(), "predictor": tiny_predictor()})
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"length": [5.5, 6], "seed": [0, 1], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": ["x", 1], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": [0], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": [0, 1], "variation": ["d", "d"]},
+    ],
+)
+def test_a_damaged_episode_table_is_refused(damaged, table):
+    import json
+
+    (damaged / "chunk_000000" / "episodes.json").write_text(json.dumps(table))
+    with pytest.raises(UserError, match="chunk_000000 is corrupt or truncated"):
+        TrajectoryDataset(damaged, clip_length=2)

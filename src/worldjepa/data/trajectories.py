@@ -234,12 +234,18 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
     try:
         table = json.loads((path / "episodes.json").read_text())
         columns = {key: list(table[key]) for key in ("length", "seed", "variation", "policy")}
-        lengths = np.asarray(columns["length"], dtype=np.int64)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     except Exception as error:  # noqa: BLE001 - np.load's header parser alone raises half a dozen types
         raise _corrupt(path, _reason(error)) from None
-    if lengths.ndim != 1 or len(lengths) == 0 or (lengths < 2).any():
-        raise _corrupt(path, "episodes.json must list episodes of at least 2 frames")
+    integers = all(
+        isinstance(v, int) and not isinstance(v, bool) for v in columns["length"] + columns["seed"]
+    )
+    strings = all(isinstance(v, str) for v in columns["variation"] + columns["policy"])
+    lengths = np.asarray(columns["length"], dtype=np.int64) if integers else np.zeros(0, np.int64)
+    if not (integers and strings) or len(lengths) == 0 or (lengths < 2).any():
+        raise _corrupt(
+            path, "episodes.json must list episodes of at least 2 frames, integer seeds, text labels"
+        )
     if any(len(column) != len(lengths) for column in columns.values()):
         raise _corrupt(path, "the columns of episodes.json differ in length")
     n = int(lengths.sum())

@@ -200,7 +200,7 @@ class Trainer:
         if not all(finite):
             raise UserError(
                 f"training diverged: {finite.count(False)} of {len(floats)} weight tensors are NaN or infinite "
-                f"after step {self.step}; nothing was saved (an earlier {LATEST} is intact): {_DIVERGED_FIX}"
+                f"after step {self.step}; they were not saved (an earlier {LATEST} is intact): {_DIVERGED_FIX}"
             )
         rng = dist.gather_objects(get_rng_state())
         if not self.dist.is_main:
@@ -299,7 +299,7 @@ class Trainer:
                     first = self.step - window_steps + 1
                     raise UserError(
                         f"training diverged: the loss is {mean_loss} in steps {first}-{self.step} (lr "
-                        f"{self.hparams(self.step - 1)[0]:.3g}); nothing of those steps was saved: {_DIVERGED_FIX}"
+                        f"{self.hparams(self.step - 1)[0]:.3g}); no checkpoint holds a diverged state: {_DIVERGED_FIX}"
                     )
                 speed = window_steps * samples_per_step / (time.perf_counter() - window_start)
                 row = self._log(out, mean_loss, grad_norm, speed)
