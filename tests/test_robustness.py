@@ -26,6 +26,16 @@ from worldjepa.train.checkpoint import LATEST, load_checkpoint, save_checkpoint
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def _cli(capsys, *argv: str) -> str:
+    """Run the CLI, which must exit 2 with one line on stderr; returns that line."""
+    from worldjepa.cli import main
+
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
 # ------------------------------------------------------------------ config values, before any work
 @pytest.mark.parametrize(
     ("override", "message"),
@@ -72,18 +82,21 @@ def test_binary_or_broken_yaml_is_one_line(tmp_path, content):
     assert "\n" not in str(error.value) and str(path) in str(error.value)
 
 
-# a few real keys of each kind, so that the fuzzer also reaches the value checks behind the keys
 _KEYS = [
     "train.lr", "train.batch_size", "train.total_steps", "train.epochs", "train.betas", "train.precision",
     "train.device", "data.image_size", "data.dataset", "data.num_frames", "model.size", "model.patch_size",
     "model.embed_dim", "masks", "ema", "method", "regularizer.kind", "probe.kind", "train",
 ]  # fmt: skip
+
+
 _WM_KEYS = [
     "env.id", "env.variation", "env.image_size", "collect.episodes", "collect.expert_fraction",
     "world_model.tokens_per_frame", "world_model.predictor_size", "world_model.frame_skip",
     "world_model.train.lr", "world_model.proprio_fit.lr", "planner.horizon", "planner.samples",
     "planner.top_k", "planner.kind", "evaluate.baselines", "evaluate.episodes", "encoder.overrides",
 ]  # fmt: skip
+
+
 _VALUES = st.one_of(
     st.text(max_size=12),
     st.sampled_from(
@@ -163,7 +176,7 @@ def test_network_shapes_torch_would_fail_on_mid_forward(overrides, message):
         build_method(load_config("ijepa_tiny", overrides))
 
 
-# ------------------------------------------------------------------ training: NaN guards, checkpoints
+# ------------------------------------------------------------------ training: NaN guards, checkpoints, a full disk
 class _Diverging(ToyMethod):
     """The toy method whose loss (or weights) turn NaN after `at` optimizer steps."""
 
@@ -199,6 +212,14 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
         Trainer(_Diverging(at=4, weights=True), ToyDataset(), None, cfg, tmp_path).fit()
     ckpt = load_checkpoint(tmp_path / LATEST)
     assert ckpt["step"] == 2 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+def test_rankme_of_diverged_embeddings_is_nan_not_a_linalg_error():
+    from worldjepa.train.monitor import collapse_metrics
+
+    z = torch.randn(16, 8)
+    z[3, 2] = float("nan")
+    assert np.isnan(collapse_metrics(z)["rankme"])
 
 
 def test_stale_checkpoint_temp_files_are_removed_on_the_next_start(tmp_path):
@@ -240,14 +261,6 @@ def test_a_full_disk_anywhere_else_is_one_line_from_the_cli(monkeypatch, capsys)
 
     monkeypatch.setattr(worldjepa.cli, "cmd_envs", full_disk)
     assert "disk full while writing runs/x/metrics.csv" in _cli(capsys, "envs")
-
-
-def test_rankme_of_diverged_embeddings_is_nan_not_a_linalg_error():
-    from worldjepa.train.monitor import collapse_metrics
-
-    z = torch.randn(16, 8)
-    z[3, 2] = float("nan")
-    assert np.isnan(collapse_metrics(z)["rankme"])
 
 
 # ------------------------------------------------------------------ trajectory folders
@@ -306,6 +319,23 @@ def test_corrupt_meta_json_is_one_line(damaged, content):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"length": [5.5, 6], "seed": [0, 1], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": ["x", 1], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": [0], "variation": ["d", "d"], "policy": ["r", "r"]},
+        {"length": [5, 6], "seed": [0, 1], "variation": ["d", "d"]},
+    ],
+)
+def test_a_damaged_episode_table_is_refused(damaged, table):
+    import json
+
+    (damaged / "chunk_000000" / "episodes.json").write_text(json.dumps(table))
+    with pytest.raises(UserError, match="chunk_000000 is corrupt or truncated"):
+        TrajectoryDataset(damaged, clip_length=2)
+
+
 @pytest.mark.parametrize(("name", "value"), [("actions", np.nan), ("states", np.inf)])
 def test_non_finite_actions_or_states_are_refused(damaged, name, value):
     path = damaged / "chunk_000000" / f"{name}.npy"
@@ -354,10 +384,6 @@ def test_fuzzed_trajectory_folders_load_or_raise_a_user_error(folder, name, kind
             data.episode(i)
 
 
-def test_fuzz_fixture_is_untouched(folder):
-    assert TrajectoryDataset(folder, clip_length=2).num_episodes == 4
-
-
 def test_a_chunk_write_interrupted_by_ctrl_c_is_written_on_close(tmp_path, monkeypatch):
     calls = {"n": 0}
     real_save = np.save
@@ -375,17 +401,33 @@ def test_a_chunk_write_interrupted_by_ctrl_c_is_written_on_close(tmp_path, monke
     assert TrajectoryDataset(tmp_path / "data", clip_length=2).num_episodes == 2
 
 
+@pytest.mark.slow
+def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    argv = [sys.executable, "-m", "worldjepa", "collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "3000",
+            "--out", str(out), "--workers", "2", "--image-size", "32"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "chunk_000000").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
+    start = time.monotonic()
+    _, err = process.communicate(timeout=30)
+    assert time.monotonic() - start < 5 and process.returncode == 130
+    assert b"Traceback" not in err and err.decode().strip().splitlines()[-1].startswith("interrupted")
+    data = TrajectoryDataset(out, clip_length=2)
+    assert data.num_episodes >= 40 and not list(out.glob("*.tmp"))
+
+
 # ------------------------------------------------------------------ what a folder is, and mismatches
-def _cli(capsys, *argv: str) -> str:
-    """Run the CLI, which must exit 2 with one line on stderr; returns that line."""
-    from worldjepa.cli import main
-
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    return err
-
-
 def _reach_folder(root: Path, size: int = 64, env_id: str = "worldjepa/ArmReach-v0") -> Path:
     with TrajectoryWriter(root, env_id, (size, size), 4, 7) as writer:
         frames = np.zeros((3, size, size, 3), np.uint8)
@@ -403,6 +445,20 @@ def test_trajectory_meta_records_what_the_data_is(folder):
         2,
         3,
     )
+
+
+def test_a_world_model_records_what_it_was_trained_on(tmp_path):
+    from worldjepa.stages.posttrain import trained_on_data
+
+    data = _reach_folder(tmp_path / "data", size=32)
+    trained_on = trained_on_data(data, tmp_path / "encoder")
+    assert trained_on == {
+        "env_id": "worldjepa/ArmReach-v0",
+        "action_dim": 4,
+        "state_dim": 7,
+        "image_size": [32, 32],
+        "seeds": [1],
+    }
 
 
 def test_frames_of_another_size_than_the_preset_are_refused_before_work(folder, tmp_path):
@@ -472,6 +528,14 @@ def test_evaluation_refuses_a_model_of_another_env():
         check_world_model(model, load_config("wm_arm_reach"), None)
 
 
+@pytest.mark.parametrize("command", [["collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "1", "--out"],
+                                     ["pretrain", "--run-dir"], ["demo", "--train", "--run-dir"]])  # fmt: skip
+def test_an_output_folder_that_is_a_file_is_refused(tmp_path, capsys, command):
+    (tmp_path / "file").write_text("keep me")
+    assert "file is a file, not a folder" in _cli(capsys, *command, str(tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
 # ------------------------------------------------------------------ environments
 def test_a_bad_mujoco_gl_is_the_projects_one_line_error():
     import os
@@ -504,6 +568,15 @@ def model_folder(tmp_path) -> Path:
     from worldjepa.interop.worldjepa_format import save_modules
 
     return save_modules(tmp_path / "model", {"encoder": tiny_encoder(), "predictor": tiny_predictor()})
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> Path:
+    from test_ac_world_model import tiny_encoder, tiny_predictor
+    from worldjepa.interop.worldjepa_format import save_modules
+
+    root = tmp_path_factory.mktemp("saved") / "model"
+    return save_modules(root, {"encoder": tiny_encoder(), "predictor": tiny_predictor()})
 
 
 def _convert(capsys, src: Path, dst: Path, *extra: str) -> str:
@@ -573,6 +646,27 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@FUZZ
+@given(
+    st.sampled_from(["config.json", "model.safetensors"]),
+    st.sampled_from(["truncate", "replace", "overwrite"]),
+    st.floats(0, 1),
+    st.binary(max_size=32),
+)
+def test_fuzzed_model_folders_load_or_raise_a_user_error(saved_model, name, kind, position, junk):
+    from worldjepa.interop.worldjepa_format import load_modules
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "model"
+        shutil.copytree(saved_model, root)
+        path = root / name
+        path.write_bytes(_damage(path.read_bytes(), kind, position, junk))
+        try:
+            load_modules(root)
+        except UserError as error:
+            assert str(error) and "\n" not in str(error)
+
+
 def test_a_nan_encoder_leaves_no_embedding_cache(folder, tmp_path):
     from worldjepa.data.embedding_cache import build_embedding_cache
 
@@ -624,99 +718,3 @@ def test_an_empty_image_file_is_refused_before_work(tmp_path, capsys):
     root = _image_folder(tmp_path / "images", corrupt=b"")
     err = _cli(capsys, "pretrain", *_TINY_IJEPA, f"data.root={root}", "--run-dir", str(tmp_path / "run"))
     assert "7.jpg is empty (0 bytes)" in err and not (tmp_path / "run").exists()
-
-
-# ------------------------------------------------------------------ Ctrl-C during a parallel collection
-@pytest.mark.slow
-def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    out = tmp_path / "data"
-    argv = [sys.executable, "-m", "worldjepa", "collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "3000",
-            "--out", str(out), "--workers", "2", "--image-size", "32"]  # fmt: skip
-    process = subprocess.Popen(
-        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "chunk_000000").is_dir() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the parent and its workers
-    start = time.monotonic()
-    _, err = process.communicate(timeout=30)
-    assert time.monotonic() - start < 5 and process.returncode == 130
-    assert b"Traceback" not in err and err.decode().strip().splitlines()[-1].startswith("interrupted")
-    data = TrajectoryDataset(out, clip_length=2)
-    assert data.num_episodes >= 40 and not list(out.glob("*.tmp"))
-
-
-@pytest.mark.parametrize("command", [["collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "1", "--out"],
-                                     ["pretrain", "--run-dir"], ["demo", "--train", "--run-dir"]])  # fmt: skip
-def test_an_output_folder_that_is_a_file_is_refused(tmp_path, capsys, command):
-    (tmp_path / "file").write_text("keep me")
-    assert "file is a file, not a folder" in _cli(capsys, *command, str(tmp_path / "file"))
-    assert (tmp_path / "file").read_text() == "keep me"
-
-
-def test_a_world_model_records_what_it_was_trained_on(tmp_path):
-    from worldjepa.stages.posttrain import trained_on_data
-
-    data = _reach_folder(tmp_path / "data", size=32)
-    trained_on = trained_on_data(data, tmp_path / "encoder")
-    assert trained_on == {
-        "env_id": "worldjepa/ArmReach-v0",
-        "action_dim": 4,
-        "state_dim": 7,
-        "image_size": [32, 32],
-        "seeds": [1],
-    }
-
-
-@FUZZ
-@given(
-    st.sampled_from(["config.json", "model.safetensors"]),
-    st.sampled_from(["truncate", "replace", "overwrite"]),
-    st.floats(0, 1),
-    st.binary(max_size=32),
-)
-def test_fuzzed_model_folders_load_or_raise_a_user_error(saved_model, name, kind, position, junk):
-    from worldjepa.interop.worldjepa_format import load_modules
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "model"
-        shutil.copytree(saved_model, root)
-        path = root / name
-        path.write_bytes(_damage(path.read_bytes(), kind, position, junk))
-        try:
-            load_modules(root)
-        except UserError as error:
-            assert str(error) and "\n" not in str(error)
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Path:
-    from test_ac_world_model import tiny_encoder, tiny_predictor
-    from worldjepa.interop.worldjepa_format import save_modules
-
-    root = tmp_path_factory.mktemp("saved") / "model"
-    return save_modules(root, {"encoder": tiny_encoder(), "predictor": tiny_predictor()})
-
-
-@pytest.mark.parametrize(
-    "table",
-    [
-        {"length": [5.5, 6], "seed": [0, 1], "variation": ["d", "d"], "policy": ["r", "r"]},
-        {"length": [5, 6], "seed": ["x", 1], "variation": ["d", "d"], "policy": ["r", "r"]},
-        {"length": [5, 6], "seed": [0], "variation": ["d", "d"], "policy": ["r", "r"]},
-        {"length": [5, 6], "seed": [0, 1], "variation": ["d", "d"]},
-    ],
-)
-def test_a_damaged_episode_table_is_refused(damaged, table):
-    import json
-
-    (damaged / "chunk_000000" / "episodes.json").write_text(json.dumps(table))
-    with pytest.raises(UserError, match="chunk_000000 is corrupt or truncated"):
-        TrajectoryDataset(damaged, clip_length=2)
