@@ -3,7 +3,8 @@ temporary files left from a crash, and no existing folder replaced unless the us
 
 A folder is written into a temporary sibling (`.<name>.<random>.tmp`) and renamed into place when
 complete, so a crash or a full disk leaves the old folder as it was; the next write into the same
-place removes temporaries an earlier crash left behind.
+place removes temporaries an earlier crash left behind. (A crash between moving the old folder aside
+and renaming the new one in leaves the old one as `.<name>.<random>.old`, which is never removed.)
 """
 
 from __future__ import annotations
