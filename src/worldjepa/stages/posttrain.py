@@ -145,7 +145,7 @@ def save_ablation_encoder(kind: str, stage1: PretrainPreset, directory: Path) ->
         encoder = PixelPatches(stage1.data.image_size, stage1.model.patch_size)
     else:
         raise UserError(f"unknown ablation encoder {kind!r}; use random or pixels")
-    save_modules(directory, {"encoder": encoder})
+    save_modules(directory, {"encoder": encoder}, overwrite=True)  # the same weights each time
     return directory
 
 
