@@ -3,7 +3,10 @@ planner, the image-only V-JEPA 2-AC energy, unseen scene variations, the true si
 model, random actions), N episodes each from seeds that the training data never used.
 
     python benchmarks/planning_table.py --model checkpoints/arm_reach --episodes 50 [key.sub=value ...] \
-        --rows world_model image_only random simulator colors lighting distractors
+        --rows world_model image_only random privileged_goal_state simulator colors lighting distractors
+
+Rows run on the test seeds (the README's tables) unless `--split validation` (every tuning run); the seeds
+of both splits are checked against the model's training seeds on every run.
 
 Every row runs through `worldjepa evaluate`'s own code (`worldjepa.stages.evaluate.run_row`) and writes
 the same `<out>/<row>/report.json`; the table printed at the end reads every report under `--out`, so
@@ -21,10 +24,12 @@ from pathlib import Path
 from worldjepa.presets import WorldModelPreset, load_config
 from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 
-#: Rows: the overrides they add to the preset. Variation rows plan in a scene the model never saw.
+#: Rows: the overrides they add to the preset. Variation rows plan in a scene the model never saw;
+#: `privileged_goal_state` and `simulator` are references that see the simulator's goal state.
 ROWS = {
     "world_model": [],
     "image_only": ["planner.energy.proprio_weight=0.0"],
+    "privileged_goal_state": [],
     "colors": ["env.variation=colors"],
     "lighting": ["env.variation=lighting"],
     "distractors": ["env.variation=distractors"],
@@ -36,14 +41,14 @@ ROWS = {
 
 
 def print_table(out: Path) -> None:
-    print("| row | scene | episodes | success (95 % CI) | final distance | s / re-plan |")
-    print("| --- | --- | ---: | --- | ---: | ---: |")
+    print("| row | protocol | scene | seeds | episodes | success (95 % CI) | final distance | s / re-plan |")
+    print("| --- | --- | --- | --- | ---: | --- | ---: | ---: |")
     for path in sorted(out.glob(f"*/{REPORT}")):
         r = json.loads(path.read_text())
         plan = f"{r['plan_time_mean']:.2f}" if r["plan_time_mean"] is not None else "-"
         low, high = r["success_ci95"]
         print(
-            f"| {r['row']} | {r['variation']} | {len(r['episodes'])} | {r['success_rate']:.0%} "
+            f"| {r['row']} | {r['protocol']} | {r['variation']} | {r['split']} | {len(r['episodes'])} | {r['success_rate']:.0%} "
             f"({low:.0%}-{high:.0%}) | {r['mean_final_distance']:.4f} | {plan} |"
         )
 
@@ -55,6 +60,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--rows", nargs="+", default=["world_model", "random"], choices=list(ROWS))
     parser.add_argument("--out", default="runs/bench/planning_table")
+    parser.add_argument(
+        "--split", choices=["test", "validation"], default="test", help="seed range (default test)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="the model's training trajectories (older model folders)"
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes per row (consecutive seeds each, threads shared)"
     )
@@ -70,8 +81,8 @@ def main() -> None:
             "evaluate.gif_episodes=2",
         ]
         cfg = load_config(args.config, overrides, WorldModelPreset)
-        policy = row if row in BASELINES else WORLD_MODEL
-        report = run_row(policy, cfg, args.out, args.model, args.workers, name=row)
+        policy = row if row in BASELINES else WORLD_MODEL  # scene rows: the world model in another scene
+        report = run_row(policy, cfg, args.out, args.model, args.workers, name=row, trajectories=args.data)
         print(json.dumps({k: v for k, v in report.items() if k != "episodes"}))
     print_table(Path(args.out))
 
