@@ -3,7 +3,7 @@
 import pytest
 
 from worldjepa.data.trajectories import TrajectoryDataset
-from worldjepa.demo import run_demo
+from worldjepa.demo import SHIPPED_MODELS, run_demo
 from worldjepa.errors import UserError
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import SPLIT_SEEDS, load_config
@@ -78,3 +78,14 @@ def test_ablation_encoders_random_init_and_raw_pixels(tmp_path, tiny_world_model
     assert int(pixels(frames.pixels_to_input(frame)).mean(-1).argmax()) == 4  # in the ViT's token order
     with pytest.raises(UserError, match="random or pixels"):
         save_ablation_encoder("sketch", stage1, tmp_path / "x")
+
+
+@pytest.mark.parametrize("preset, folder", list(SHIPPED_MODELS.items()))
+def test_shipped_world_models_plan_under_the_protocol(preset, folder):
+    """`worldjepa demo` plans with the shipped model toward goal images: it needs the state readout (the
+    goal state from the goal image) and the training seeds that the evaluation checks."""
+    cfg = load_config(preset)
+    model = ACWorldModel.load(folder)
+    assert model.state_readout is not None or cfg.planner.energy.proprio_weight == 0
+    check_world_model(model, cfg, None)  # the preset's env, and no evaluation seed among its training seeds
+    assert sum(path.stat().st_size for path in folder.iterdir()) < 20e6

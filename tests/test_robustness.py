@@ -5,7 +5,9 @@ UserError (exit 2 from the CLI), never a traceback, a silent wrong result or los
 from __future__ import annotations
 
 import errno
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from ddp_worker import ToyDataset, ToyMethod, toy_config
 from worldjepa.config import preset_names, read_yaml
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
 from worldjepa.errors import UserError
+from worldjepa.files import new_folder
 from worldjepa.presets import PretrainPreset, WorldModelPreset, load_config
 from worldjepa.train import Trainer
 from worldjepa.train.checkpoint import LATEST, load_checkpoint, save_checkpoint
@@ -630,6 +633,17 @@ def test_a_full_disk_during_convert_says_so_and_keeps_the_old_folder(
     assert "disk full while writing" in err and "what was there before is intact" in err
     assert (tmp_path / "old" / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "old"]
+
+
+def test_a_folder_written_whole_gets_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with new_folder(tmp_path / "model") as tmp:
+            (tmp / "weights").write_bytes(b"0")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755  # not mkdtemp's 0700
+    assert stat.S_IMODE((tmp_path / "model" / "weights").stat().st_mode) == 0o644
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):

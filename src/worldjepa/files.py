@@ -66,6 +66,13 @@ def check_new_folder(directory: str | Path, overwrite: bool, what: str = "folder
     return directory
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def new_folder(directory: str | Path, overwrite: bool = False, what: str = "folder") -> Iterator[Path]:
     """Write a folder whole or not at all: yields a temporary sibling to fill, which then replaces
@@ -83,6 +90,9 @@ def new_folder(directory: str | Path, overwrite: bool = False, what: str = "fold
         if full:
             raise disk_full_error(directory) from None
         raise
+    umask = current_umask()  # mkdtemp makes the folder private (0700): give it the usual permissions
+    for path in [tmp, *tmp.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
     if directory.is_dir():
         old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".old"))
         os.replace(directory, old)

@@ -98,6 +98,12 @@ class ACWorldModel:
             raise UserError("this world model uses proprioception: pass obs['state'] [B, S] to encode")
         return Latent(visual, obs["state"].to(self.device, torch.float32))
 
+    def read_state(self, pixels: Tensor) -> Tensor | None:
+        """The state the state readout reads from images (uint8 [B, H, W, 3]) -> [B, S]; None without one."""
+        if self.state_readout is None:
+            return None
+        return self.state_readout(self.frames.pixels_to_input(pixels.to(self.device)))
+
     @torch.no_grad()
     def encode_goal(self, goal: Goal) -> Latent:
         """A goal image -> Latent(visual [1, N, D], the goal state [1, S] read from the image by the state
@@ -110,9 +116,7 @@ class ACWorldModel:
             return Latent(visual)
         if isinstance(goal, PrivilegedGoal):
             return Latent(visual, torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None])
-        if self.state_readout is None:
-            return Latent(visual)
-        return Latent(visual, self.state_readout(self.frames.pixels_to_input(pixels)))
+        return Latent(visual, self.read_state(pixels))
 
     @torch.no_grad()
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:

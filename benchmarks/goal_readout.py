@@ -1,0 +1,73 @@
+"""How far off is the goal state that a world model's state readout reads from goal images?
+
+Under the planning protocol the planner's goal state is the readout's estimate from the goal image
+(`worldjepa.nn.state_readout`), so this error is a floor under the final distance it can reach. For each
+episode of a seed split (the model's training seeds are checked first), the env's goal image goes
+through the readout and is compared with the simulator's goal state, which only this measurement sees.
+Also reported: the same on the episode's first frame, a training-like image (goal images are poses at
+the edge of what the data covers).
+
+    python benchmarks/goal_readout.py --model checkpoints/arm_reach --split test --episodes 50
+
+Arm worlds: the error of the grasp point (the state's first three values), in cm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
+from worldjepa.stages.evaluate import check_world_model
+
+
+def grasp_error_cm(world_model: ACWorldModel, observation: dict[str, np.ndarray]) -> float:
+    pixels = torch.from_numpy(np.ascontiguousarray(observation["pixels"]))[None]
+    with torch.no_grad():
+        read = world_model.read_state(pixels)[0, :3].cpu().numpy()
+    return float(100 * np.linalg.norm(read - observation["state"][:3]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", "-c", default="wm_arm_reach")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="test")
+    parser.add_argument("--episodes", type=int, default=50)
+    args = parser.parse_args()
+    cfg = load_config(args.config, [], WorldModelPreset)
+    world_model = ACWorldModel.load(args.model)
+    if world_model.state_readout is None:
+        raise SystemExit(f"{args.model} has no state readout")
+    check_world_model(world_model, cfg, None)
+    env = cfg.env.make()
+    goal_errors, start_errors = [], []
+    for seed in range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes):
+        start, _ = env.reset(seed=seed)
+        goal_errors.append(grasp_error_cm(world_model, env.unwrapped.goal_observation()))
+        start_errors.append(grasp_error_cm(world_model, start))
+    env.close()
+    summary = {
+        "model": args.model,
+        "split": args.split,
+        "episodes": args.episodes,
+        **{
+            f"{name}_cm": {
+                "mean": float(np.mean(e)),
+                "median": float(np.median(e)),
+                "p90": float(np.percentile(e, 90)),
+            }
+            for name, e in (("goal_image", goal_errors), ("first_frame", start_errors))
+        },
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
