@@ -78,6 +78,7 @@ def main() -> None:
             *args.overrides,
             *ROWS[row],
             f"evaluate.episodes={args.episodes}",
+            f"evaluate.split={args.split}",
             "evaluate.gif_episodes=2",
         ]
         cfg = load_config(args.config, overrides, WorldModelPreset)
