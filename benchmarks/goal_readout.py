@@ -7,7 +7,7 @@ through the readout and is compared with the simulator's goal state, which only 
 Also reported: the same on the episode's first frame, a training-like image (goal images are poses at
 the edge of what the data covers).
 
-    python benchmarks/goal_readout.py --model checkpoints/arm_reach --split test --episodes 50
+    python benchmarks/goal_readout.py --model checkpoints/arm_reach --split test --episodes 50 [env.variation=colors]
 
 Arm worlds: the error of the grasp point (the state's first three values), in cm.
 """
@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="test")
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("overrides", nargs="*", help="preset overrides (e.g. env.variation=colors)")
     args = parser.parse_args()
-    cfg = load_config(args.config, [], WorldModelPreset)
+    cfg = load_config(args.config, args.overrides, WorldModelPreset)
     world_model = ACWorldModel.load(args.model)
     if world_model.state_readout is None:
         raise SystemExit(f"{args.model} has no state readout")
@@ -56,6 +57,7 @@ def main() -> None:
     summary = {
         "model": args.model,
         "split": args.split,
+        "variation": cfg.env.variation,
         "episodes": args.episodes,
         **{
             f"{name}_cm": {
