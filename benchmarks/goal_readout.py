@@ -27,8 +27,7 @@ from worldjepa.stages.evaluate import check_world_model
 
 def grasp_error_cm(world_model: ACWorldModel, observation: dict[str, np.ndarray]) -> float:
     pixels = torch.from_numpy(np.ascontiguousarray(observation["pixels"]))[None]
-    with torch.no_grad():
-        read = world_model.read_state(pixels)[0, :3].cpu().numpy()
+    read = world_model.read_state(pixels)[0, :3].cpu().numpy()
     return float(100 * np.linalg.norm(read - observation["state"][:3]))
 
 

@@ -353,13 +353,17 @@ _FILES = ["meta.json", "chunk_000000/episodes.json", "chunk_000000/frames.npy", 
           "chunk_000001/states.npy"]  # fmt: skip
 
 
-def _damage(data: bytes, kind: str, position: float, junk: bytes) -> bytes:
+def _damaged_copy(folder: Path, tmp: str, name: str, kind: str, position: float, junk: bytes) -> Path:
+    """A copy of `folder` under `tmp` whose file `name` is truncated at `position`, replaced by `junk`, or
+    has `junk` written over it there."""
+    root = Path(tmp) / folder.name
+    shutil.copytree(folder, root)
+    path = root / name
+    data = path.read_bytes()
     cut = int(position * len(data))
-    if kind == "truncate":
-        return data[:cut]
-    if kind == "replace":
-        return junk
-    return data[:cut] + junk + data[cut + len(junk) :]  # overwrite a stretch in place
+    damaged = {"truncate": data[:cut], "replace": junk}.get(kind, data[:cut] + junk + data[cut + len(junk) :])
+    path.write_bytes(damaged)
+    return root
 
 
 @FUZZ
@@ -371,10 +375,7 @@ def _damage(data: bytes, kind: str, position: float, junk: bytes) -> bytes:
 )
 def test_fuzzed_trajectory_folders_load_or_raise_a_user_error(folder, name, kind, position, junk):
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "data"
-        shutil.copytree(folder, root)
-        path = root / name
-        path.write_bytes(_damage(path.read_bytes(), kind, position, junk))
+        root = _damaged_copy(folder, tmp, name, kind, position, junk)
         try:
             data = TrajectoryDataset(root, clip_length=2)
         except UserError as error:
@@ -671,10 +672,7 @@ def test_fuzzed_model_folders_load_or_raise_a_user_error(saved_model, name, kind
     from worldjepa.interop.worldjepa_format import load_modules
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "model"
-        shutil.copytree(saved_model, root)
-        path = root / name
-        path.write_bytes(_damage(path.read_bytes(), kind, position, junk))
+        root = _damaged_copy(saved_model, tmp, name, kind, position, junk)
         try:
             load_modules(root)
         except UserError as error:

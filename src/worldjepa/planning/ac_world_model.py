@@ -98,6 +98,7 @@ class ACWorldModel:
             raise UserError("this world model uses proprioception: pass obs['state'] [B, S] to encode")
         return Latent(visual, obs["state"].to(self.device, torch.float32))
 
+    @torch.no_grad()
     def read_state(self, pixels: Tensor) -> Tensor | None:
         """The state the state readout reads from images (uint8 [B, H, W, 3]) -> [B, S]; None without one."""
         if self.state_readout is None:
