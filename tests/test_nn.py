@@ -8,7 +8,7 @@ from worldjepa.errors import UserError
 from worldjepa.interop.official import load_official_state
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor, block_causal_mask
 from worldjepa.nn.pos_embed import sincos_1d, sincos_2d, sincos_3d
-from worldjepa.nn.predictor import MaskedPredictor, repeat_for_targets
+from worldjepa.nn.predictor import MaskedPredictor
 from worldjepa.nn.rope import RoPE3D, apply_rope, rotate
 from worldjepa.nn.vit import VisionTransformer
 
@@ -151,14 +151,20 @@ def test_rope3d_temporal_only_and_rest_channels():
 
 
 # ---------------------------------------------------------------- predictors
-def test_masked_predictor_shapes_and_ijepa_layout():
-    predictor = MaskedPredictor(48, 32, 2, 2, img_size=32, patch_size=8, zero_init_mask_tokens=False).eval()
+@pytest.mark.parametrize("pos_embed", ["sincos", "rope"])
+def test_masked_predictor_shapes_and_ijepa_layout(pos_embed):
+    """One context row per sample serves every target block (projected once, then repeated)."""
+    predictor = MaskedPredictor(
+        48, 32, 2, 2, img_size=32, patch_size=8, zero_init_mask_tokens=False, pos_embed=pos_embed
+    ).eval()
     context, keep_ctx = torch.randn(2, 6, 48), torch.arange(6).repeat(2, 1)
     targets = [torch.arange(6, 9).repeat(2, 1), torch.arange(10, 14).repeat(2, 1)[:, :3]]
-    out = predictor(*repeat_for_targets(context, keep_ctx, targets))
+    out = predictor(context, keep_ctx, torch.cat(targets))
     assert out.shape == (4, 3, 48)  # row j*B + b
     with torch.no_grad():
         torch.testing.assert_close(out[2:], predictor(context, keep_ctx, targets[1]))
+    with pytest.raises(ValueError, match="not a multiple"):
+        predictor(context, keep_ctx, torch.cat(targets)[:3])
 
 
 @pytest.mark.parametrize("pos_embed", ["sincos", "rope"])

@@ -5,15 +5,16 @@ One training step: the target encoder sees the full image; its layer-normed toke
 M target blocks are the targets. The context encoder sees only the context tokens (the context block
 minus every target block). The predictor gets the context tokens plus one mask token per target
 position (with that position's embedding) and predicts each target block separately: row j*B + b is
-target block j of sample b. Loss: smooth L1.
+target block j of sample b. Loss: smooth L1. As in the official step, the context is projected to the
+predictor's width once for all blocks and the targets are gathered per block from one [B, N, D] tensor.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from worldjepa.methods.jepa import JEPA
-from worldjepa.nn.predictor import repeat_for_targets
 from worldjepa.nn.vit import gather_tokens
 from worldjepa.train.method import StepOutput
 
@@ -25,8 +26,7 @@ class IJEPA(JEPA):
         images, context, targets = batch["image"], batch["context"], batch["targets"]
         h = self.targets(images)  # [B, N, D]
         z = self.encoder(images, keep=context)  # [B, Kc, D]
-        z_rep, context_rep, target_keep = repeat_for_targets(z, context, list(targets))
-        prediction = self.predictor(z_rep, context_rep, target_keep)  # [M*B, Kt, D]
-        target = gather_tokens(h.repeat(len(targets), 1, 1), target_keep)
+        prediction = self.predictor(z, context, targets.flatten(0, 1))  # [M*B, Kt, D]
+        target = torch.cat([gather_tokens(h, block) for block in targets])  # [M*B, Kt, D]
         loss = F.smooth_l1_loss(prediction, target)
         return self.finish(loss, z, {})

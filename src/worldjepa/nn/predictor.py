@@ -30,20 +30,8 @@ from worldjepa.nn.rope import RoPE3D, token_coords
 from worldjepa.nn.vit import Grid, gather_tokens, token_grid
 
 
-def repeat_for_targets(
-    context: Tensor, keep_context: Tensor, keep_targets: list[Tensor]
-) -> tuple[Tensor, Tensor, Tensor]:
-    """I-JEPA layout: one predictor row per (target block j, sample b), at row j*B + b.
-
-    context [B, Kc, D], keep_context [B, Kc], keep_targets: M tensors [B, Kt]
-    -> context [M*B, Kc, D], keep_context [M*B, Kc], keep_target [M*B, Kt].
-    """
-    m = len(keep_targets)
-    return context.repeat(m, 1, 1), keep_context.repeat(m, 1), torch.cat(keep_targets, dim=0)
-
-
 class MaskedPredictor(nn.Module):
-    """`forward(context, keep_context, keep_target)` -> predicted target tokens [B, Kt, D]."""
+    """`forward(context, keep_context, keep_target)` -> predicted target tokens [G*B, Kt, D]."""
 
     def __init__(
         self,
@@ -105,25 +93,33 @@ class MaskedPredictor(nn.Module):
         grid: Grid | None = None,
         return_context: bool = False,
     ) -> Tensor:
-        """Encoder tokens context [B, Kc, D] at keep_context [B, Kc] -> predictions [B, Kt, D] at keep_target.
+        """Encoder tokens context [B, Kc, D] at keep_context [B, Kc] -> predictions [G*B, Kt, D] at
+        keep_target [G*B, Kt].
 
+        G > 1 is I-JEPA's layout: row g*B + b predicts target block g of sample b from context b. The
+        context is projected once and then repeated G times, as the official I-JEPA predictor does.
         grid: the (T, H, W) token grid the indices refer to; defaults to the configured one.
         With num_levels > 1, context is [B, Kc, D * num_levels] and so is each prediction.
-        return_context: predictions at the context positions first: [B, Kc + Kt, D].
+        return_context: predictions at the context positions first: [G*B, Kc + Kt, D].
         """
         grid = self.grid if grid is None else grid
         batch, num_targets = keep_target.shape
+        groups, rest = divmod(batch, context.shape[0])
+        if rest or not groups:
+            raise ValueError(f"{batch} target rows are not a multiple of the {context.shape[0]} context rows")
         ctx = self.predictor_embed(context)  # [B, Kc, d]
         tgt = self.mask_tokens[mask_index % len(self.mask_tokens)].expand(batch, num_targets, -1)
-        rope = None
         if self.rope is None:
             table = table_for_grid(self.predictor_pos_embed, self.grid, grid, self.video, self.uniform_power)
-            table = table.expand(batch, -1, -1)
-            ctx, tgt = ctx + gather_tokens(table, keep_context), tgt + gather_tokens(table, keep_target)
-        else:
+            ctx = ctx + gather_tokens(table.expand(len(ctx), -1, -1), keep_context)
+            tgt = tgt + gather_tokens(table.expand(batch, -1, -1), keep_target)
+        if groups > 1:
+            ctx, keep_context = ctx.repeat(groups, 1, 1), keep_context.repeat(groups, 1)  # [G*B, Kc, ...]
+        rope = None
+        if self.rope is not None:
             positions = token_coords(torch.cat([keep_context, keep_target], dim=1), grid[1], grid[2])
             rope = self.rope(positions, ctx.dtype)
-        x = torch.cat([ctx, tgt], dim=1)  # [B, Kc + Kt, d]
+        x = torch.cat([ctx, tgt], dim=1)  # [G*B, Kc + Kt, d]
         for block in self.predictor_blocks:
             x = block(x, rope)
         x = x if return_context else x[:, -num_targets:]
