@@ -1,6 +1,7 @@
 """The closed-loop evaluation table of the README: one saved world model, several rows (the preset's
-planner, the image-only V-JEPA 2-AC energy, unseen scene variations, the true simulator as the
-model, random actions), N episodes each from seeds that the training data never used.
+planner, the image-only V-JEPA 2-AC energy, the final goal image without sub-goals, unseen scene
+variations, the true simulator as the model, random actions), N episodes each from seeds that the
+training data never used.
 
     python benchmarks/planning_table.py --model checkpoints/arm_reach --episodes 50 [key.sub=value ...] \
         --rows world_model image_only random privileged_goal_state simulator colors lighting distractors
@@ -24,11 +25,13 @@ from pathlib import Path
 from worldjepa.presets import WorldModelPreset, load_config
 from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 
-#: Rows: the overrides they add to the preset. Variation rows plan in a scene the model never saw;
+#: Rows: the overrides they add to the preset. `final_goal_only` plans a multi-stage task toward the goal image
+#: alone, without its sub-goal images. Variation rows plan in a scene the model never saw;
 #: `privileged_goal_state` and `simulator` are references that see the simulator's goal state.
 ROWS = {
     "world_model": [],
     "image_only": ["planner.energy.proprio_weight=0.0"],
+    "final_goal_only": ["planner.subgoal_steps=[]"],
     "privileged_goal_state": [],
     "colors": ["env.variation=colors"],
     "lighting": ["env.variation=lighting"],

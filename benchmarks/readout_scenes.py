@@ -1,0 +1,95 @@
+"""Which state-readout fit reads goal images of scenes it never saw? Fit one readout per setting on a
+world model's training frames, then measure the grasp point each reads from the goal images of every
+arm scene variation (the planner's goal state under the protocol; 3 cm is Reach's success radius).
+
+    python benchmarks/readout_scenes.py --model checkpoints/arm_reach --data runs/exp15/reach_big \
+        --fit "" --fit scene_augment=0.5,steps=8000 [--split validation] [--episodes 50] [--threads 2]
+
+Each `--fit` is a comma-separated list of `world_model.state_readout` settings over the preset's (an
+empty one: the preset's own). The readouts take the model's own input normalisation; the seeds of the
+split are checked against the model's training seeds first, as every evaluation does. Prints one row per
+fit: its wall time, the held-out frames' error and the mean grasp-point error (cm) on each scene's goal
+images; `--json PATH` also writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from worldjepa.envs.variations import PRESETS
+from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
+from worldjepa.nn.state_readout import StateReadout
+from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
+from worldjepa.stages.evaluate import check_world_model
+
+
+def scene_errors_cm(readout: StateReadout, to_input, cfg: WorldModelPreset, seeds: range) -> dict[str, float]:
+    """Mean grasp-point error (cm) of `readout` on the goal images of `seeds`, per scene variation."""
+    errors = {}
+    for scene in PRESETS:
+        env = dataclasses.replace(cfg.env, variation=scene).make()
+        distances = []
+        for seed in seeds:
+            env.reset(seed=seed)
+            goal = env.unwrapped.goal_observation()
+            pixels = torch.from_numpy(np.ascontiguousarray(goal["pixels"]))[None]
+            with torch.no_grad():
+                read = readout(to_input(pixels))[0, :3].numpy()
+            distances.append(100 * np.linalg.norm(read - goal["state"][:3]))
+        env.close()
+        errors[scene] = float(np.mean(distances))
+    return errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", "-c", default="wm_arm_reach")
+    parser.add_argument(
+        "--model", required=True, help="a world model folder: its input normalisation and seeds"
+    )
+    parser.add_argument("--data", required=True, help="the trajectory folder to fit on (the model's own)")
+    parser.add_argument("--fit", action="append", required=True, help="state_readout settings, a=1,b=2")
+    parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="validation")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, [], WorldModelPreset)
+    world_model = ACWorldModel.load(args.model)
+    check_world_model(world_model, cfg, args.data)
+    to_input = world_model.frames.pixels_to_input
+    frames, states, episodes = recorded_frames(args.data)
+    seeds = range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes)
+    rows = []
+    print(f"| readout fit | fit wall time | held-out grasp point (cm, per axis) | {' | '.join(PRESETS)} |")
+    print(f"|---|---:|---|{'---:|' * len(PRESETS)}")
+    for settings in args.fit:
+        overrides = [f"world_model.state_readout.{s}" for s in settings.split(",") if s]
+        fit_cfg = load_config(args.config, overrides, WorldModelPreset).world_model.state_readout
+        readout = StateReadout(states.shape[1], world_model.frames.image_size[0], fit_cfg.width)
+        tic = time.perf_counter()
+        held_out = fit_state_readout(readout, frames, states, episodes, to_input, fit_cfg, "cpu", False)
+        seconds = time.perf_counter() - tic
+        scenes = scene_errors_cm(readout, to_input, cfg, seeds)
+        axes = ", ".join(f"{100 * e:.2f}" for e in held_out.get("val_mean_abs_error", [])[:3])
+        print(f"| {settings or 'preset'} | {seconds:.0f} s | {axes} | "
+              f"{' | '.join(f'{scenes[s]:.2f}' for s in PRESETS)} |", flush=True)  # fmt: skip
+        rows.append({"fit": settings, "seconds": seconds, "held_out": held_out, "scenes_cm": scenes})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "split": args.split, "episodes": args.episodes, "rows": rows}, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The state readout (goal state from a goal image) and the scene randomisation it is fitted with."""
+
+import pytest
+import torch
+
+from worldjepa.data.scene_augment import scene_augment
+from worldjepa.errors import UserError
+from worldjepa.methods.state_readout_fit import StateReadoutFitConfig, fit_state_readout
+from worldjepa.nn.state_readout import StateReadout
+
+SIZE = 32
+
+
+def square_frames(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames [M, 32, 32, 3] of a grey table with a white 6 px square; state: its centre (x, y) in px."""
+    generator = torch.Generator().manual_seed(seed)
+    corners = torch.randint(0, SIZE - 6, (count, 2), generator=generator)
+    frames = torch.full((count, SIZE, SIZE, 3), 90, dtype=torch.uint8)
+    frames[..., 2] = 120
+    rows = torch.arange(SIZE).view(1, SIZE, 1)
+    cols = torch.arange(SIZE).view(1, 1, SIZE)
+    inside = (rows >= corners[:, 1, None, None]) & (rows < corners[:, 1, None, None] + 6)
+    inside = inside & (cols >= corners[:, 0, None, None]) & (cols < corners[:, 0, None, None] + 6)
+    frames[inside] = torch.tensor([240, 240, 240], dtype=torch.uint8)
+    return frames, corners.float() + 2.5
+
+
+def to_input(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W, 3] or float [B, 3, H, W] in [0, 1] -> centred float [B, 3, H, W]."""
+    if pixels.dtype == torch.uint8:
+        pixels = pixels.permute(0, 3, 1, 2).float() / 255
+    return pixels - 0.5
+
+
+def test_scene_augment_is_seeded_in_range_and_differs_per_image():
+    frames = torch.rand(1, 3, SIZE, SIZE).expand(6, -1, -1, -1).contiguous()
+    first = scene_augment(frames, torch.Generator().manual_seed(3))
+    again = scene_augment(frames, torch.Generator().manual_seed(3))
+    other = scene_augment(frames, torch.Generator().manual_seed(4))
+    assert first.shape == frames.shape and first.min() >= 0 and first.max() <= 1
+    torch.testing.assert_close(first, again)
+    assert not torch.allclose(first, other)
+    assert all((first[i] - first[0]).abs().mean() > 0.01 for i in range(1, 6))  # a look per image
+    assert scene_augment(frames[:0], torch.Generator()).shape == (0, 3, SIZE, SIZE)
+
+
+def fitted(scene_share: float) -> StateReadout:
+    frames, states = square_frames(1200, seed=0)
+    readout = StateReadout(2, SIZE, width=8)
+    cfg = StateReadoutFitConfig(
+        steps=500, batch_size=64, lr=3e-3, width=8, validation=0.0, scene_augment=scene_share
+    )
+    fit_state_readout(readout, frames, states, torch.arange(1200), to_input, cfg, "cpu", progress_bar=False)
+    return readout
+
+
+@pytest.mark.slow
+def test_scene_augmented_readout_reads_a_recoloured_dimmed_scene():
+    """Fitted on one look, the plain readout misreads the same scene recoloured and dimmed; fitted with
+    scene randomisation it still finds the square (error in px of a 32 px frame)."""
+    frames, states = square_frames(200, seed=1)
+    test = frames.permute(0, 3, 1, 2).float() / 255
+    changed = (0.6 * test[:, [2, 0, 1]]).clamp(0, 1)  # channels permuted, 40 % darker
+    errors = {}
+    for share in (0.0, 0.7):
+        readout = fitted(share)
+        with torch.no_grad():
+            errors[share] = [
+                (readout(to_input(x)) - states).norm(dim=1).mean().item() for x in (test, changed)
+            ]
+    plain, augmented = errors[0.0], errors[0.7]
+    assert plain[0] < 1.5 and augmented[0] < 2.0  # both read the scene they were fitted on
+    assert plain[1] > 3 * augmented[1] and augmented[1] < 2.5, errors
+
+
+def test_scene_augment_share_is_checked():
+    with pytest.raises(UserError, match="scene_augment"):
+        StateReadoutFitConfig(scene_augment=1.5)
