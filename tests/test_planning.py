@@ -24,6 +24,7 @@ from worldjepa.eval.closed_loop import (
 )
 from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, PlannerConfig, build_agent, shift_plan
 from worldjepa.planning.goal import GoalImage, PrivilegedGoal
+from worldjepa.viz.episodes import save_episode_gif
 
 STEP = 0.25  # action bound of the toy env
 
@@ -428,6 +429,17 @@ def test_evaluation_writes_gif_and_plot(tmp_path):
     assert (tmp_path / "episodes.png").stat().st_size > 0
 
 
+def test_episode_gif_shows_the_image_planned_toward_at_each_step(tmp_path):
+    """Before the schedule's switch the right panel is the sub-goal image, after it the goal image."""
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 5
+    subgoal, goal = np.full((16, 16, 3), 200, np.uint8), np.full((16, 16, 3), 50, np.uint8)
+    save_episode_gif(tmp_path / "e.gif", frames, [subgoal, goal], [False] * 5, subgoal_steps=[2], size=16)
+    shown = [frame[-8:, -8:, :3].mean() for frame in imageio.mimread(tmp_path / "e.gif")]
+    assert shown == pytest.approx([200, 200, 50, 50, 50], abs=2)
+    with pytest.raises(ValueError, match="2 goal images for a schedule of 0"):
+        save_episode_gif(tmp_path / "f.gif", frames, [subgoal, goal], [False] * 5)
+
+
 def test_wilson_interval_known_values():
     assert wilson_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-4)
     assert wilson_interval(0, 50) == pytest.approx((0.0, 0.0713), abs=1e-4)
@@ -504,7 +516,7 @@ def test_agent_with_subgoals_passes_the_way_point_and_ends_at_the_goal():
             path.append(obs["state"])
         assert np.linalg.norm(np.array(path[:20]) - ViaPointEnv.VIA, axis=1).min() < 0.05
         assert info["success"]
-    report = evaluate(ViaPointEnv, policy, episodes=3, seed=0, max_steps=40, subgoals=True)
+    report = evaluate(ViaPointEnv, policy, episodes=3, seed=0, max_steps=40, subgoal_steps=[20])
     assert report.success_rate == 1.0 and report.replans == 3 * 40, report.summary()
 
 
@@ -524,7 +536,7 @@ class GoalRecorder:
 def test_evaluation_hands_the_planner_goal_images_only():
     recorder = GoalRecorder()
     evaluate(ViaPointEnv, recorder, episodes=2, seed=0, max_steps=2)
-    evaluate(ViaPointEnv, recorder, episodes=1, seed=0, max_steps=2, subgoals=True)
+    evaluate(ViaPointEnv, recorder, episodes=1, seed=0, max_steps=2, subgoal_steps=[1])
     assert [len(goals) for goals in recorder.goals] == [1, 1, 2]
     assert all(
         type(goal) is GoalImage and not hasattr(goal, "state") for goals in recorder.goals for goal in goals

@@ -205,7 +205,7 @@ def evaluate(
     gif_dir: str | Path | None = None,
     gif_episodes: int = 3,
     progress: bool = True,
-    subgoals: bool = False,
+    subgoal_steps: Sequence[int] = (),
     privileged: bool = False,
 ) -> EvalReport:
     """Run `episodes` episodes (episode i from `reset(seed=seed + i)`) for at most `max_steps` steps
@@ -215,9 +215,9 @@ def evaluate(
     builds one for the evaluation env (for baselines that need the env: its action space, its state).
     gif_dir: if given, writes `episode_000.gif`... for the first `gif_episodes` episodes and
     `episodes.png` (distance and success over time). The policy gets the goal as the planning protocol
-    allows (`worldjepa.planning.goal`): the goal image, or with `subgoals` the env's sub-goal images in
-    order (the goal last); `privileged` adds the simulator's goal states (reference rows only). The GIFs
-    show the final goal.
+    allows (`worldjepa.planning.goal`): the goal image, or with a sub-goal schedule (`subgoal_steps`, the
+    agent's) the env's sub-goal images in order (the goal last); `privileged` adds the simulator's goal
+    states (reference rows only). The GIFs show, beside each frame, the image planned toward then.
     """
     if episodes < 1:
         raise UserError(f"evaluate needs episodes >= 1, got {episodes}")
@@ -232,7 +232,7 @@ def evaluate(
     for i in bar:
         obs, info = env.reset(seed=seed + i)
         goal_obs = env.unwrapped.goal_observation()
-        shown = env.unwrapped.subgoal_observations() if subgoals else [goal_obs]
+        shown = env.unwrapped.subgoal_observations() if subgoal_steps else [goal_obs]
         policy.reset(goals_from_observations(shown, privileged))
         keep_frames = gif_dir is not None and i < gif_episodes
         frames = [obs["pixels"]] if keep_frames else []
@@ -253,7 +253,8 @@ def evaluate(
         )
         bar.set_postfix(success=f"{sum(r.success for r in records)}/{len(records)}")
         if keep_frames:
-            save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goal_obs["pixels"], successes)
+            goals = [o["pixels"] for o in shown]
+            save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goals, successes, subgoal_steps)
     env.close()
     if gif_dir is not None:
         plot_episodes(

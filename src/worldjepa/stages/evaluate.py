@@ -150,7 +150,7 @@ def _episodes(
         gif_dir=gif_dir,
         gif_episodes=cfg.evaluate.gif_episodes,
         progress=first == 0,
-        subgoals=bool(cfg.planner.subgoal_steps),
+        subgoal_steps=cfg.planner.subgoal_steps,
         privileged=row in PRIVILEGED,
     )
     return report.episodes

@@ -1,5 +1,5 @@
-"""Pictures of closed-loop episodes: a GIF of each episode beside its goal image, and a plot of
-distance and success over time across episodes.
+"""Pictures of closed-loop episodes: a GIF of each episode beside the goal image it plans toward at
+each step (a sub-goal image, or the goal), and a plot of distance and success over time across episodes.
 
 Env frames are tiny (64 px), so the GIF upscales them by an integer factor (nearest neighbour, no
 blur) and writes the step counter and a success mark in a caption band above the images.
@@ -26,9 +26,10 @@ def _upscale(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def compose_frame(
-    pixels: np.ndarray, goal: np.ndarray, step: int, success: bool, size: int = 256
+    pixels: np.ndarray, goal: np.ndarray, step: int, success: bool, size: int = 256, goal_label: str = "goal"
 ) -> np.ndarray:
-    """One GIF frame: the current frame (green border on success) beside the goal, with a caption.
+    """One GIF frame: the current frame (green border on success) beside the goal image (captioned
+    `goal_label`), with a caption.
 
     pixels, goal: [H, W, 3] uint8; returns [_CAPTION + H*k, 2*W*k + _GAP, 3] uint8 with k = size // H.
     """
@@ -47,24 +48,34 @@ def compose_frame(
     draw.text(
         (4, 3), f"step {step}" + ("  SUCCESS" if success else ""), fill=_GREEN if success else (0, 0, 0)
     )
-    draw.text((width + _GAP + 4, 3), "goal", fill=(0, 0, 0))
+    draw.text((width + _GAP + 4, 3), goal_label, fill=(0, 0, 0))
     return np.asarray(image)
 
 
 def save_episode_gif(
     path: str | Path,
     frames: Sequence[np.ndarray],
-    goal: np.ndarray,
+    goals: Sequence[np.ndarray],
     successes: Sequence[bool],
+    subgoal_steps: Sequence[int] = (),
     fps: int = 8,
     size: int = 256,
 ) -> Path:
-    """frames: T x [H, W, 3] uint8 (frame t after t steps), successes: T flags -> a looping GIF."""
+    """frames: T x [H, W, 3] uint8 (frame t after t steps), successes: T flags -> a looping GIF.
+
+    goals: the goal images in the order they are planned toward (sub-goals, then the goal), switching
+    after subgoal_steps[i] steps as the agent does; each frame shows the one its next action heads for.
+    """
+    if len(goals) != len(subgoal_steps) + 1:
+        raise ValueError(f"{len(goals)} goal images for a schedule of {len(subgoal_steps)} sub-goal switches")
+    switches = np.cumsum(subgoal_steps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [
-        compose_frame(f, goal, t, s, size) for t, (f, s) in enumerate(zip(frames, successes, strict=True))
-    ]
+    images = []
+    for t, (frame, success) in enumerate(zip(frames, successes, strict=True)):
+        index = int(np.searchsorted(switches, t, side="right"))
+        label = "goal" if index == len(switches) else f"sub-goal {index + 1} of {len(switches)}"
+        images.append(compose_frame(frame, goals[index], t, success, size, label))
     imageio.mimsave(path, images, duration=1000 / fps, loop=0)
     return path
 
