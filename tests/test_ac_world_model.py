@@ -8,14 +8,17 @@ import torch
 
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
+from worldjepa.errors import UserError
 from worldjepa.methods.ac_posttrain import ACPostTrainConfig, ACPostTraining
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.ac_rollout import cached_rollout, predict_next, rollout
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.nn.proprio_head import AdditiveProprio, ProprioHead, unroll_states
+from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning import CEM, GoalEnergy
 from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.planning.goal import GoalImage
 from worldjepa.train import TrainConfig, Trainer
 
 SIZE, DIM = 32, 32
@@ -244,3 +247,23 @@ def test_cem_plans_through_the_world_model():
     )
     result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
     assert result.actions.shape == (3, 2) and np.isfinite(result.energy)
+
+
+def test_pair_readout_reads_the_goal_state_against_the_current_observation(tmp_path):
+    readout = StateReadout(2, SIZE, width=4, pair=True)
+    torch.nn.init.normal_(readout.net[-1].weight)
+    model = ACWorldModel(
+        tiny_encoder(), tiny_predictor(), ProprioHead(2, 2, hidden_dim=16), 4, state_readout=readout
+    )
+    pixels = torch.randint(0, 256, (2, SIZE, SIZE, 3), dtype=torch.uint8)
+    current = {"pixels": pixels[:1], "state": torch.tensor([[0.5, -1.0]])}
+    goal = GoalImage(pixels[1].numpy())
+    assert model.goal_state_follows_current
+    with pytest.raises(UserError, match="relative to the current observation"):
+        model.encode_goal(goal)
+    change = readout(model.frames.pixels_to_input(pixels[1:]), model.frames.pixels_to_input(pixels[:1]))
+    torch.testing.assert_close(model.encode_goal(goal, current).proprio, current["state"] + change)
+    model.save(tmp_path / "wm")
+    loaded = ACWorldModel.load(tmp_path / "wm")
+    assert loaded.state_readout.pair
+    torch.testing.assert_close(loaded.encode_goal(goal, current).proprio, current["state"] + change)

@@ -520,6 +520,38 @@ def test_agent_with_subgoals_passes_the_way_point_and_ends_at_the_goal():
     assert report.success_rate == 1.0 and report.replans == 3 * 40, report.summary()
 
 
+class RelativeGoalModel(LinearModel):
+    """A LinearModel that reads the goal relative to the current observation (as a pair state readout
+    does): goal = current state + (goal image position - current image position); records every call."""
+
+    goal_state_follows_current = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.goal_calls: list = []
+
+    def encode_goal(self, goal, current=None):
+        self.goal_calls.append(current)
+        change = position_in(goal.image) - position_in(current["pixels"][0].numpy())
+        return Latent((current["state"][0] + torch.as_tensor(change))[None, None, :].float())
+
+
+def test_agent_re_reads_a_relative_goal_state_at_every_re_plan():
+    env = ViaPointEnv()
+    model = RelativeGoalModel()
+    planner = CEM(2, horizon=2, samples=8, top_k=2, iterations=1, init_std=STEP, **CEM_PAPER)
+    agent = MPCAgent(model, planner, GoalEnergy(), execute_steps=2)
+    obs, _ = env.reset(seed=0)
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
+    assert model.goal_calls == []  # nothing to read against before the first observation
+    observed = []
+    for _ in range(6):
+        observed.append(obs["state"])
+        obs, *_ = env.step(agent.act(obs))
+    assert len(model.goal_calls) == 3  # one per re-plan (2 actions each), against that re-plan's observation
+    np.testing.assert_allclose([c["state"][0].numpy() for c in model.goal_calls], observed[::2])
+
+
 class GoalRecorder:
     """A policy that keeps the goals it was reset with and stands still."""
 

@@ -44,13 +44,23 @@ def test_scene_augment_is_seeded_in_range_and_differs_per_image():
     assert scene_augment(frames[:0], torch.Generator()).shape == (0, 3, SIZE, SIZE)
 
 
-def fitted(scene_share: float) -> StateReadout:
+def test_scene_augment_gives_each_group_one_look():
+    frames = torch.rand(1, 3, SIZE, SIZE).expand(6, -1, -1, -1).contiguous()
+    looks = scene_augment(frames, torch.Generator().manual_seed(0), group=2)
+    torch.testing.assert_close(looks[0::2], looks[1::2])  # the pairs (0, 1), (2, 3), (4, 5)
+    assert (looks[0] - looks[2]).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="groups of 4"):
+        scene_augment(frames, torch.Generator(), group=4)
+
+
+def fitted(scene_share: float, pair: bool = False, episodes: torch.Tensor | None = None) -> StateReadout:
     frames, states = square_frames(1200, seed=0)
-    readout = StateReadout(2, SIZE, width=8)
+    readout = StateReadout(2, SIZE, width=8, pair=pair)
     cfg = StateReadoutFitConfig(
-        steps=500, batch_size=64, lr=3e-3, width=8, validation=0.0, scene_augment=scene_share
+        steps=500, batch_size=64, lr=3e-3, width=8, validation=0.0, scene_augment=scene_share, pair=pair
     )
-    fit_state_readout(readout, frames, states, torch.arange(1200), to_input, cfg, "cpu", progress_bar=False)
+    episodes = torch.arange(1200) if episodes is None else episodes
+    fit_state_readout(readout, frames, states, episodes, to_input, cfg, "cpu", progress_bar=False)
     return readout
 
 
@@ -71,6 +81,36 @@ def test_scene_augmented_readout_reads_a_recoloured_dimmed_scene():
     plain, augmented = errors[0.0], errors[0.7]
     assert plain[0] < 1.5 and augmented[0] < 2.0  # both read the scene they were fitted on
     assert plain[1] > 3 * augmented[1] and augmented[1] < 2.5, errors
+
+
+@pytest.mark.slow
+def test_pair_readout_reads_the_change_between_two_frames_of_a_new_scene():
+    """Fitted on frame pairs of one look (episodes of 20 frames), a pair readout reads how far the square
+    moved between two frames of the recoloured, dimmed scene (px of a 32 px frame)."""
+    readout = fitted(0.7, pair=True, episodes=torch.arange(1200) // 20)
+    frames, states = square_frames(200, seed=1)
+    changed = (0.6 * (frames.permute(0, 3, 1, 2).float() / 255)[:, [2, 0, 1]]).clamp(0, 1)
+    with torch.no_grad():
+        change = readout(to_input(changed[100:]), to_input(changed[:100]))
+    error = (change - (states[100:] - states[:100])).norm(dim=1).mean().item()
+    assert error < 2.5, error
+    with pytest.raises(UserError, match="pass both"):
+        readout(to_input(changed[:1]))
+
+
+def test_pair_readout_needs_episodes_in_one_piece():
+    frames, states = square_frames(8, seed=0)
+    cfg = StateReadoutFitConfig(steps=1, batch_size=4, width=8, validation=0.0, pair=True)
+    with pytest.raises(UserError, match="next to each other"):
+        fit_state_readout(
+            StateReadout(2, SIZE, 8, pair=True),
+            frames,
+            states,
+            torch.tensor([0, 1] * 4),
+            to_input,
+            cfg,
+            "cpu",
+        )
 
 
 def test_scene_augment_share_is_checked():

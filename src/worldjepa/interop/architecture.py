@@ -125,7 +125,8 @@ class Architecture:
         if self.kind == "pixel_patches":
             return f"raw pixel patches ({kw.get('patch_size')} px)"
         if self.kind == "state_readout":
-            return f"state readout ({kw.get('image_size')} px frames -> {kw.get('state_dim')}-D states)"
+            reads = "state changes between two frames" if kw.get("pair") else "states"
+            return f"state readout ({kw.get('image_size')} px frames -> {kw.get('state_dim')}-D {reads})"
         if self.kind == "encoder":
             size = released(ENCODERS, kw["embed_dim"], kw["depth"])
             name = size.name if size else "ViT"

@@ -33,7 +33,8 @@ from worldjepa.train.device import autocast, resolve_device
 class StateReadoutFitConfig:
     """The `world_model.state_readout` section: a network `width` channels wide, trained with AdamW and a
     one-cycle lr over `steps` batches; `validation` is the share of episodes held out to measure it;
-    `scene_augment` the share of each batch given a random scene look."""
+    `scene_augment` the share of each batch given a random scene look; `pair` reads the state change
+    from the current image to the goal image instead of the goal image's state (`StateReadout`)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -41,6 +42,7 @@ class StateReadoutFitConfig:
     width: int = 16
     validation: float = 0.1
     scene_augment: float = 0.0
+    pair: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +73,19 @@ def recorded_frames(trajectories: str | Path) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cat(frames), torch.cat(states), torch.cat(episodes)
 
 
+def same_episode_partners(indices: Tensor, episodes: Tensor, generator: torch.Generator) -> Tensor:
+    """For each frame index, a random frame of its own episode (the frames of an episode are contiguous,
+    as `recorded_frames` returns them)."""
+    starts = torch.ones_like(episodes, dtype=torch.bool)
+    starts[1:] = episodes[1:] != episodes[:-1]
+    if int(starts.sum()) != len(episodes.unique()):
+        raise UserError("a pair state readout needs the frames of each episode next to each other")
+    run = starts.cumsum(0) - 1
+    first = starts.nonzero().squeeze(1)[run]
+    length = torch.bincount(run)[run]
+    return first[indices] + (torch.rand(len(indices), generator=generator) * length[indices]).long()
+
+
 def fit_state_readout(
     readout: StateReadout,
     frames: Tensor,
@@ -84,7 +99,9 @@ def fit_state_readout(
     """Fit `readout` in place on uint8 `frames` [M, H, W, 3] (turned into its input by `to_input`, which
     takes uint8 [B, H, W, 3] or float [B, 3, H, W] in [0, 1] as `FrameEncoder.pixels_to_input`), their
     `states` [M, S] and `episodes` [M] (episode numbers); returns the held-out episodes' mean and
-    90th-percentile absolute error of each state value, in state units (empty when nothing is held out)."""
+    90th-percentile absolute error of each state value, in state units (empty when nothing is held out).
+    A pair readout is fitted on (frame, another frame of its episode) pairs, each pair in one scene look,
+    and its error is that of the state change between them."""
     if states.shape[1] != readout.state_dim:
         raise UserError(
             f"the state readout predicts {readout.state_dim}-D states, the data has {states.shape[1]}"
@@ -94,24 +111,48 @@ def fit_state_readout(
     held = names[torch.randperm(len(names), generator=generator)[: int(cfg.validation * len(names))]]
     is_val = torch.isin(episodes, held)
     train, val = (~is_val).nonzero().squeeze(1), is_val.nonzero().squeeze(1)
-    std = states[train].std(0).clamp_min(1e-6)
-    readout.set_normalization({"state_mean": states[train].mean(0).tolist(), "state_std": std.tolist()})
     device = resolve_device(device)
+
+    def pairs(indices: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(frames read, their reference frames or None) for a batch of frame indices."""
+        if not readout.pair:
+            return indices, None
+        return same_episode_partners(indices, episodes, generator), indices
+
+    def targets(read: Tensor, reference: Tensor | None) -> Tensor:
+        return states[read] if reference is None else states[read] - states[reference]
+
+    def inputs(read: Tensor, reference: Tensor | None, looks: float) -> tuple[Tensor, Tensor | None]:
+        """Model inputs of the frames (and references), a share `looks` of them (pairs together) in a
+        random scene look."""
+        shown = read if reference is None else torch.stack([reference, read], dim=1).flatten()
+        images = frames[shown].to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        group = 1 if reference is None else 2
+        if looks > 0:
+            picked = (torch.rand(len(read), generator=generator) < looks).repeat_interleave(group)
+            images[picked] = scene_augment(images[picked], generator, group=group)
+        images = to_input(images).contiguous(memory_format=torch.channels_last)
+        if reference is None:
+            return images, None
+        return images[1::2], images[0::2]
+
+    if readout.pair:  # the statistics of the state changes it reads
+        sample = targets(*pairs(train[torch.randint(len(train), (4096,), generator=generator)]))
+    else:
+        sample = states[train]
+    readout.set_normalization(
+        {"state_mean": sample.mean(0).tolist(), "state_std": sample.std(0).clamp_min(1e-6).tolist()}
+    )
     readout.to(device, memory_format=torch.channels_last).train()
     states = states.to(device)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps)
     bar = tqdm(range(cfg.steps), desc="state readout", disable=not progress_bar, dynamic_ncols=True)
     for _ in bar:
-        batch = train[torch.randint(len(train), (cfg.batch_size,), generator=generator)]
-        images = frames[batch].to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        if cfg.scene_augment > 0:
-            looks = torch.rand(len(images), generator=generator) < cfg.scene_augment
-            images[looks] = scene_augment(images[looks], generator)
-        images = to_input(images).contiguous(memory_format=torch.channels_last)
+        read, reference = pairs(train[torch.randint(len(train), (cfg.batch_size,), generator=generator)])
         with autocast(device, "bf16"):
-            predicted = readout(images).float()
-        loss = ((predicted - states[batch.to(device)]) / readout.state_std).pow(2).mean()
+            predicted = readout(*inputs(read, reference, cfg.scene_augment)).float()
+        loss = ((predicted - targets(read, reference)) / readout.state_std).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -122,7 +163,7 @@ def fit_state_readout(
         return {}
     with torch.no_grad():
         error = torch.cat(
-            [(readout(to_input(frames[i].to(device))) - states[i.to(device)]).abs() for i in val.split(512)]
+            [(readout(*inputs(*pair, 0.0)) - targets(*pair)).abs() for pair in map(pairs, val.split(512))]
         )
     return {
         "val_mean_abs_error": error.mean(0).tolist(),

@@ -12,6 +12,12 @@ tiny stage-1 encoder's tokens is off by 2.8-5.8 cm on held-out episodes (attenti
 of a random-init encoder 2.8 cm, an MLP on the shipped encoder's 2x2 pooled latents 5.8 cm), this
 network by 1.3 cm (0.9 cm from 76k frames), and Reach succeeds within 3 cm. The readout is the same for
 every encoder, so ablations of the encoder compare encoders only.
+
+A `pair` readout reads the state CHANGE from a reference frame (the current camera image, whose state the
+robot knows from its own sensors) to a frame (the goal image): goal state = current state + change. Both
+pictures show one scene, so a look the readout never saw (other colours, lights, camera) changes both
+alike, and its error shrinks as the robot nears the goal; the planner re-reads it at every re-plan, like
+visual servoing. Fitted on pairs of frames of one episode.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from worldjepa.errors import UserError
 
 
 class StateReadout(nn.Module):
-    """Normalised frames [B, 3, H, W] (H, W multiples of 16) -> the state they show [B, S], in data units."""
+    """Normalised frames [B, 3, H, W] (H, W multiples of 16) -> the state they show [B, S], in data units;
+    with `pair`, (frames, reference frames) -> the state change from the reference to the frame."""
 
     def __init__(
         self,
@@ -33,12 +40,13 @@ class StateReadout(nn.Module):
         image_size: int,
         width: int = 16,
         normalization: dict[str, list[float]] | None = None,
+        pair: bool = False,
     ) -> None:
         super().__init__()
         if image_size % 16:
             raise UserError(f"the state readout needs an image size divisible by 16, got {image_size}")
-        self.state_dim, self.image_size, self.width = state_dim, image_size, width
-        channels = [3, width, 2 * width, 4 * width, 4 * width]
+        self.state_dim, self.image_size, self.width, self.pair = state_dim, image_size, width, pair
+        channels = [6 if pair else 3, width, 2 * width, 4 * width, 4 * width]
         convs: list[nn.Module] = []
         for c_in, c_out in zip(channels, channels[1:], strict=False):
             convs += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
@@ -63,12 +71,25 @@ class StateReadout(nn.Module):
         for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
             self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
 
-    def forward(self, frames: Tensor) -> Tensor:
-        """frames [B, 3, H, W] -> states [B, S]."""
-        return self.net(frames) * self.state_std + self.state_mean
+    def forward(self, frames: Tensor, reference: Tensor | None = None) -> Tensor:
+        """frames [B, 3, H, W] -> states [B, S]; a pair readout takes reference frames [B, 3, H, W] too and
+        returns the change from each reference to its frame."""
+        if self.pair != (reference is not None):
+            raise UserError(
+                "a pair state readout reads a frame against a reference frame: pass both"
+                if self.pair
+                else "this state readout reads single frames: it takes no reference frame"
+            )
+        inputs = frames if reference is None else torch.cat([reference, frames], dim=1)
+        return self.net(inputs) * self.state_std + self.state_mean
 
     def config(self) -> dict[str, Any]:
-        config = {"state_dim": self.state_dim, "image_size": self.image_size, "width": self.width}
+        config = {
+            "state_dim": self.state_dim,
+            "image_size": self.image_size,
+            "width": self.width,
+            "pair": self.pair,
+        }
         if self.normalized:
             config["normalization"] = {
                 key: getattr(self, key).tolist() for key in ("state_mean", "state_std")

@@ -8,7 +8,10 @@ state tokens come from the proprio head (see `worldjepa.nn.proprio_head`); witho
 does not use proprioception and its state tokens are zeros.
 encode_goal: a goal image -> its latent, with the goal state read from the image by the state readout
 (`worldjepa.nn.state_readout`, a small network fitted on the training frames after stage 2): the
-planning protocol gives the planner goal images only (`worldjepa.planning.goal`).
+planning protocol gives the planner goal images only (`worldjepa.planning.goal`). A pair readout reads
+the goal state relative to the current observation (its state + the change it reads from the current
+image to the goal image), so the agent encodes the goal against each new observation
+(`goal_state_follows_current`).
 
 `trained_on` records what the model was trained for (env id, action / state sizes, image size, frame
 skip, the reset seeds of its training episodes), so that evaluation can refuse another env and seeds
@@ -98,18 +101,33 @@ class ACWorldModel:
             raise UserError("this world model uses proprioception: pass obs['state'] [B, S] to encode")
         return Latent(visual, obs["state"].to(self.device, torch.float32))
 
-    @torch.no_grad()
-    def read_state(self, pixels: Tensor) -> Tensor | None:
-        """The state the state readout reads from images (uint8 [B, H, W, 3]) -> [B, S]; None without one."""
-        if self.state_readout is None:
-            return None
-        return self.state_readout(self.frames.pixels_to_input(pixels.to(self.device)))
+    @property
+    def goal_state_follows_current(self) -> bool:
+        """Whether the goal state is read relative to the current observation (a pair state readout): then
+        `encode_goal` needs it, and the agent encodes the goal again at every re-plan."""
+        return self.use_proprio and self.state_readout is not None and self.state_readout.pair
 
     @torch.no_grad()
-    def encode_goal(self, goal: Goal) -> Latent:
+    def read_state(self, pixels: Tensor, reference: dict[str, Tensor] | None = None) -> Tensor | None:
+        """The state the state readout reads from images (uint8 [B, H, W, 3]) -> [B, S]; None without one.
+        A pair readout reads it relative to `reference` (`pixels` [B|1, H, W, 3] and `state` [B|1, S]):
+        the reference's state plus the change it reads from the reference image to the image."""
+        if self.state_readout is None:
+            return None
+        frames = self.frames.pixels_to_input(pixels.to(self.device))
+        if not self.state_readout.pair:
+            return self.state_readout(frames)
+        if reference is None:
+            raise UserError("this world model reads goal states relative to the current observation: pass it")
+        before = self.frames.pixels_to_input(reference["pixels"].to(self.device)).expand_as(frames)
+        return reference["state"].to(self.device, torch.float32) + self.state_readout(frames, before)
+
+    @torch.no_grad()
+    def encode_goal(self, goal: Goal, current: dict[str, Tensor] | None = None) -> Latent:
         """A goal image -> Latent(visual [1, N, D], the goal state [1, S] read from the image by the state
-        readout; None without a readout or proprioception). A `PrivilegedGoal` (reference rows only)
-        brings the simulator's goal state instead."""
+        readout; None without a readout or proprioception). A pair readout reads it relative to `current`
+        (the observation planned from, `pixels` [1, H, W, 3] and `state` [1, S]). A `PrivilegedGoal`
+        (reference rows only) brings the simulator's goal state instead."""
         pixels = torch.from_numpy(np.ascontiguousarray(goal.image))[None].to(self.device)
         with autocast(self.device, self.precision):
             visual = self.frames(pixels).float()
@@ -117,7 +135,7 @@ class ACWorldModel:
             return Latent(visual)
         if isinstance(goal, PrivilegedGoal):
             return Latent(visual, torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None])
-        return Latent(visual, self.read_state(pixels))
+        return Latent(visual, self.read_state(pixels, current))
 
     @torch.no_grad()
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:

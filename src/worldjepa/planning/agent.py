@@ -4,7 +4,8 @@ At each re-plan the agent encodes the current observation, plans a whole action 
 goal embedding, executes its first `execute_steps` env actions, then re-plans from the new observation
 (V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
 so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
-executed actions (warm start), and each goal image is encoded once per episode.
+executed actions (warm start), and each goal image is encoded once per episode (at every re-plan for a
+world model that reads the goal state relative to the current observation, `goal_state_follows_current`).
 
 Goals follow the planning protocol (`worldjepa.planning.goal`): images, one or an ordered list of
 sub-goals ending with the goal. With `subgoal_steps` (V-JEPA 2-AC's recipe for multi-stage tasks) the
@@ -48,7 +49,7 @@ class MPCAgent:
     """A goal-reaching policy: `reset(goals)` once per episode, then `act(obs)` every step.
 
     plan_times: wall-clock seconds of each re-plan (encode + plan) since the last reset.
-    last_plan: the planner's result at the last re-plan.
+    last_plan: the planner's result at the last re-plan; goal: the goal latent it planned toward.
     """
 
     def __init__(
@@ -83,16 +84,14 @@ class MPCAgent:
         self.execute_steps, self.device = execute_steps, torch.device(device)
         self.frame_skip, self.hold_actions = frame_skip, hold_actions
         self.switch_at = list(itertools.accumulate(subgoal_steps))
-        self.goals: list[Latent] = []
+        self.follow = getattr(world_model, "goal_state_follows_current", False)
+        self.goal_images: list[Goal] = []
+        self.goals: list[Latent] = []  # encoded once per episode, unless the goal state follows the current
+        self.goal: Latent | None = None  # the goal latent of the last re-plan
         self.goal_index, self.t = 0, 0
         self.queue: deque[np.ndarray] = deque()
         self.last_plan: PlanResult | None = None
         self.plan_times: list[float] = []
-
-    @property
-    def goal(self) -> Latent | None:
-        """The latent of the goal the agent plans toward now (None before `reset`)."""
-        return self.goals[self.goal_index] if self.goals else None
 
     @torch.inference_mode()
     def reset(self, goals: Sequence[Goal]) -> None:
@@ -103,8 +102,9 @@ class MPCAgent:
                 f"the agent's sub-goal schedule has {len(self.switch_at)} switches, so it plans toward "
                 f"{len(self.switch_at) + 1} goal images (sub-goals then the goal), got {len(goals)}"
             )
-        self.goals = [self.world_model.encode_goal(goal) for goal in goals]
-        self.goal_index, self.t = 0, 0
+        self.goal_images = list(goals)
+        self.goals = [] if self.follow else [self.world_model.encode_goal(goal) for goal in goals]
+        self.goal, self.goal_index, self.t = None, 0, 0
         self.plan_times = []
         self._restart()
 
@@ -116,7 +116,7 @@ class MPCAgent:
     @torch.inference_mode()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The next action [A] float32: re-plan when the queue of planned actions is empty."""
-        if not self.goals:
+        if not self.goal_images:
             raise UserError("call MPCAgent.reset(goals) before act(obs)")
         if self.t in self.switch_at:  # the next sub-goal: plan afresh toward it
             self.goal_index = self.switch_at.index(self.t) + 1
@@ -127,9 +127,14 @@ class MPCAgent:
         return self.queue.popleft()
 
     def _replan(self, obs: dict[str, np.ndarray]) -> None:
-        goal = self.goal
         tic = time.perf_counter()
-        start = self.world_model.encode(obs_to_batch(obs, self.device))
+        batch = obs_to_batch(obs, self.device)
+        start = self.world_model.encode(batch)
+        if self.follow:
+            goal = self.world_model.encode_goal(self.goal_images[self.goal_index], batch)
+        else:
+            goal = self.goals[self.goal_index]
+        self.goal = goal
         warm = None
         if self.last_plan is not None:  # drop the executed env actions, keep the plan's shape
             plan = self.last_plan.actions

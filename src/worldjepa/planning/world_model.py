@@ -51,7 +51,10 @@ class WorldModel(Protocol):
 
     def encode_goal(self, goal: Goal) -> Latent:
         """A goal (`worldjepa.planning.goal`) -> its latent, batch 1: the image's embedding, and a goal state
-        when the model can estimate one from the image (or, for a privileged reference, was given one)."""
+        when the model can estimate one from the image (or, for a privileged reference, was given one).
+        A model that reads the goal state relative to the current observation sets
+        `goal_state_follows_current = True` and takes that observation as `encode_goal(goal, current)`;
+        the agent then encodes the goal at every re-plan."""
         ...
 
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:

@@ -109,7 +109,8 @@ def run_posttrain(
             (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
     readout = None
     if proprio is not None:
-        readout = StateReadout(meta["state_dim"], frames.image_size[0], cfg.state_readout.width)
+        fit = cfg.state_readout
+        readout = StateReadout(meta["state_dim"], frames.image_size[0], fit.width, pair=fit.pair)
         recorded = recorded_frames(trajectories)
         errors = fit_state_readout(
             readout,
