@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from goal_readout import grasp_error_cm
 from worldjepa.envs.variations import PRESETS
 from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
 from worldjepa.nn.state_readout import StateReadout
@@ -30,19 +31,15 @@ from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
 from worldjepa.stages.evaluate import check_world_model
 
 
-def scene_errors_cm(readout: StateReadout, to_input, cfg: WorldModelPreset, seeds: range) -> dict[str, float]:
-    """Mean grasp-point error (cm) of `readout` on the goal images of `seeds`, per scene variation."""
+def scene_errors_cm(world_model: ACWorldModel, cfg: WorldModelPreset, seeds: range) -> dict[str, float]:
+    """Mean grasp-point error (cm) of the world model's readout on the goal images of `seeds`, per scene."""
     errors = {}
     for scene in PRESETS:
         env = dataclasses.replace(cfg.env, variation=scene).make()
         distances = []
         for seed in seeds:
             env.reset(seed=seed)
-            goal = env.unwrapped.goal_observation()
-            pixels = torch.from_numpy(np.ascontiguousarray(goal["pixels"]))[None]
-            with torch.no_grad():
-                read = readout(to_input(pixels))[0, :3].numpy()
-            distances.append(100 * np.linalg.norm(read - goal["state"][:3]))
+            distances.append(grasp_error_cm(world_model, env.unwrapped.goal_observation()))
         env.close()
         errors[scene] = float(np.mean(distances))
     return errors
@@ -81,7 +78,8 @@ def main() -> None:
         tic = time.perf_counter()
         held_out = fit_state_readout(readout, frames, states, episodes, to_input, fit_cfg, "cpu", False)
         seconds = time.perf_counter() - tic
-        scenes = scene_errors_cm(readout, to_input, cfg, seeds)
+        world_model.state_readout = readout
+        scenes = scene_errors_cm(world_model, cfg, seeds)
         axes = ", ".join(f"{100 * e:.2f}" for e in held_out.get("val_mean_abs_error", [])[:3])
         print(f"| {settings or 'preset'} | {seconds:.0f} s | {axes} | "
               f"{' | '.join(f'{scenes[s]:.2f}' for s in PRESETS)} |", flush=True)  # fmt: skip
