@@ -177,7 +177,9 @@ def test_unroll_shapes(tokens_per_frame, n, proprio):
 
 @pytest.mark.parametrize("video", [True, False])
 def test_save_load_round_trip(tmp_path, video):
-    if video:  # V-JEPA 2 style: RoPE video encoder, learned proprio head, pooled 2x2 latents
+    if (
+        video
+    ):  # V-JEPA 2 style: RoPE video encoder, learned proprio head reading the frame, pooled 2x2 latents
         encoder, tokens = tiny_encoder(), 4
         stats = {
             "state_mean": [1, 2],
@@ -186,7 +188,7 @@ def test_save_load_round_trip(tmp_path, video):
             "action_std": [2, 3],
             "delta_std": [0.5, 2],
         }  # what a fit sets: kept in config.json, not in the weights
-        head = ProprioHead(2, 2, hidden_dim=16, hidden_layers=3, normalization=stats)
+        head = ProprioHead(2, 2, hidden_dim=16, hidden_layers=3, normalization=stats, context_dim=4 * DIM)
         torch.nn.init.normal_(head.mlp[-1].weight)  # not the zero init: make the head matter
     else:  # I-JEPA style: sin-cos image encoder, additive proprio, the full patch grid
         encoder = VisionTransformer(img_size=SIZE, patch_size=8, embed_dim=DIM, depth=1, num_heads=2)
@@ -198,6 +200,9 @@ def test_save_load_round_trip(tmp_path, video):
     actions = torch.randn(6, 3, 2)
     a, b = model.unroll(model.encode(obs), actions), loaded.unroll(loaded.encode(obs), actions)
     assert torch.equal(a.visual, b.visual) and torch.equal(a.proprio, b.proprio)
+    if video:  # the head reads the start frame: another picture, the same state, other predicted states
+        seen = {**obs, "pixels": 255 - obs["pixels"]}
+        assert not torch.allclose(loaded.unroll(loaded.encode(seen), actions).proprio, b.proprio)
 
 
 @pytest.mark.slow

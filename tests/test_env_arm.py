@@ -11,7 +11,12 @@ from worldjepa.envs.registry import ENVS, make
 from worldjepa.envs.variations import PRESETS
 from worldjepa.errors import UserError
 
-ARM_IDS = ["worldjepa/ArmReach-v0", "worldjepa/ArmPush-v0", "worldjepa/ArmPickPlace-v0"]
+ARM_IDS = [
+    "worldjepa/ArmReach-v0",
+    "worldjepa/ArmPush-v0",
+    "worldjepa/ArmGrasp-v0",
+    "worldjepa/ArmPickPlace-v0",
+]
 
 
 def rollout(env, seed: int, steps: int, noise: float = 0.3) -> list[dict[str, np.ndarray]]:
@@ -175,6 +180,40 @@ def test_push_subgoals_are_the_experts_way_points_and_end_with_the_goal():
     reach.reset(seed=4)
     (only,) = reach.unwrapped.subgoal_observations()  # a one-stage task: the goal alone
     np.testing.assert_array_equal(only["pixels"], reach.unwrapped.goal_observation()["pixels"])
+
+
+@pytest.mark.parametrize("env_id, stages", [("worldjepa/ArmGrasp-v0", 4), ("worldjepa/ArmPickPlace-v0", 9)])
+def test_grasp_subgoals_are_the_experts_way_points_with_the_gripper_and_end_with_the_goal(env_id, stages):
+    env = make(env_id)
+    env.reset(seed=6)
+    subgoals = env.unwrapped.subgoal_observations()
+    assert len(subgoals) == stages
+    np.testing.assert_array_equal(subgoals[-1]["pixels"], env.unwrapped.goal_observation()["pixels"])
+    states = np.stack([g["state"] for g in subgoals])
+    open_, holding = states[0, 6], states[2, 6]
+    assert open_ > 0.08 and abs(holding - 0.06) < 0.002  # open above the block; closed on its 6 cm
+    np.testing.assert_allclose(states[1, :3], states[2, :3], atol=1e-6)  # closes where it was lowered
+    path = []
+    for _ in range(60):
+        path.append(env.step(env.unwrapped.expert_action())[0]["state"])
+    path = np.stack(path)
+    hand_gaps = np.linalg.norm(path[:, None, :3] - states[None, :, :3], axis=-1)
+    gripper_gaps = np.abs(path[:, None, 6] - states[None, :, 6])
+    passed = (hand_gaps < 0.03) & (gripper_gaps < 0.01)
+    assert passed.any(0).all(), passed.any(0)  # the expert passes every way-point, gripper as pictured
+
+
+def test_pick_and_place_succeeds_only_once_the_block_is_let_go_of():
+    env = make("worldjepa/ArmPickPlace-v0")
+    env.reset(seed=3)
+    held_at_target = []
+    for _ in range(60):
+        _, _, _, _, info = env.step(env.unwrapped.expert_action())
+        unwrapped = env.unwrapped
+        if info["distance"] < unwrapped.success_threshold and not info["success"]:
+            held_at_target.append(unwrapped._holds_block())
+    assert held_at_target and all(held_at_target)  # on the spot but still held: not yet a success
+    assert info["success"] and unwrapped.block_position[2] < 0.035
 
 
 def test_sim_state_round_trip_replays_exactly():

@@ -176,6 +176,19 @@ def test_energy_metrics_steps_and_proprio():
         GoalEnergy(metric="cos")
 
 
+def test_energy_state_weights_make_one_state_dimension_count_more():
+    visual = torch.zeros(1, 1, 1, 2)
+    pred = Latent(visual, torch.tensor([[[0.2, 0.01]]]))  # far in dimension 0, close in dimension 1
+    other = Latent(visual, torch.tensor([[[0.0, 0.05]]]))  # the other way round
+    goal = Latent(torch.zeros(1, 1, 2), torch.zeros(1, 2))
+    plain = GoalEnergy(proprio_weight=1.0)
+    weighted = GoalEnergy(proprio_weight=1.0, state_weights=[1.0, 10.0])
+    assert plain(pred, goal) > plain(other, goal) and weighted(pred, goal) < weighted(other, goal)
+    torch.testing.assert_close(weighted(other, goal), torch.tensor([0.25]))  # mean of 0 and 10 x 0.05
+    with pytest.raises(UserError, match="state_weights has 3 values for 2-D states"):
+        GoalEnergy(proprio_weight=1.0, state_weights=[1.0, 1.0, 1.0])(pred, goal)
+
+
 def test_energy_is_vectorized_over_candidates_and_tokens():
     pred = Latent(torch.randn(7, 4, 16, 8))
     goal = Latent(torch.randn(1, 16, 8))
@@ -380,6 +393,29 @@ def test_hold_actions_plans_one_action_per_step_and_repeats_it():
     assert evaluate(PointEnv, agent, episodes=5, seed=0, max_steps=24).success_rate == 1.0
     with pytest.raises(UserError, match="multiple of frame_skip"):
         MPCAgent(FrameSkipModel(k), planner, execute_steps=2, frame_skip=k, hold_actions=True)
+
+
+def test_switch_actions_reach_the_model_and_the_env_as_one_bound_or_the_other():
+    """An on/off dimension (a gripper) is searched as a continuous value but never used as one."""
+    planner = CEM(2, horizon=2, samples=32, top_k=4, iterations=3, init_std=0.5, low=[-STEP, -1.0],
+                  high=[STEP, 1.0], **CEM_PAPER)  # fmt: skip
+    model = LinearModel()
+    agent = MPCAgent(model, planner, GoalEnergy(steps="sum"), execute_steps=2, switch_actions=[1])
+    env = PointEnv()
+    obs, _ = env.reset(seed=2)
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
+    executed = np.stack([agent.act(obs) for _ in range(2)])
+    seen = torch.cat(model.calls)
+    assert set(seen[..., 1].unique().tolist()) == {-1.0, 1.0}  # every candidate: closed or open
+    assert len(seen[..., 0].unique()) > 10  # the other dimension stays continuous
+    assert set(executed[:, 1].tolist()) <= {-1.0, 1.0}
+    raw = agent.last_plan.actions[:, 1]  # the plan keeps its continuous values: the next search starts there
+    np.testing.assert_array_equal(executed[:, 1], np.where(raw.numpy() >= 0, 1.0, -1.0))
+    with pytest.raises(UserError, match="env action dimensions in \\[0, 2\\)"):
+        MPCAgent(model, planner, switch_actions=[2])
+    unbounded = CEM(2, horizon=2, samples=8, top_k=2, iterations=1, init_std=0.5, **CEM_PAPER)
+    with pytest.raises(UserError, match="finite action bounds"):
+        MPCAgent(model, unbounded, switch_actions=[1])
 
 
 def reproducible_part(report) -> dict:

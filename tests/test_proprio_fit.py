@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from worldjepa.data.embedding_cache import EmbeddingClips
 from worldjepa.errors import UserError
 from worldjepa.methods.proprio_fit import ProprioFitConfig, cached_transitions, fit_proprio_head
-from worldjepa.nn.proprio_head import ProprioHead
+from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
 
 WALL = 5.0
 
@@ -65,6 +65,34 @@ def test_an_unfitted_head_predicts_no_change_and_rejects_bad_statistics():
         fit_proprio_head(head, torch.zeros(10, 2), torch.zeros(10, 2), torch.zeros(10, 2), FIT, "cpu", False)
 
 
+def test_a_head_that_reads_the_frame_learns_what_the_state_alone_cannot_tell():
+    """Fingers closing on a block stop at its width, on air they close: the same state and action, two
+    outcomes, told apart only by the picture (here one frame value: is the block between the fingers)."""
+    g = torch.Generator().manual_seed(0)
+    count = 6000
+    states = torch.rand(count, 1, generator=g) * 0.04 + 0.05  # opening, 5-9 cm
+    actions = -torch.ones(count, 1)  # close
+    block = (torch.rand(count, 1, generator=g) < 0.5).float()
+    next_states = torch.where(block > 0, torch.full_like(states, 0.06), torch.full_like(states, 0.005))
+    frames = torch.cat([block, torch.randn(count, 3, generator=g)], 1)  # plus values that do not matter
+    blind = ProprioHead(1, 1, FIT.hidden_dim, FIT.hidden_layers)
+    seeing = ProprioHead(1, 1, FIT.hidden_dim, FIT.hidden_layers, context_dim=4)
+    blind_errors = fit_proprio_head(blind, states, actions, next_states, FIT, "cpu", False)
+    seeing_errors = fit_proprio_head(seeing, states, actions, next_states, FIT, "cpu", False, frames)
+    assert blind_errors["val_mean_abs_error"] > 0.02  # it can only average the two outcomes
+    assert seeing_errors["val_mean_abs_error"] < 0.003
+    start, close = torch.full((2, 1), 0.08), -torch.ones(2, 1)
+    context = torch.tensor([[1.0, 0, 0, 0], [0.0, 0, 0, 0]])
+    torch.testing.assert_close(
+        seeing(start, close, context), torch.tensor([[0.06], [0.005]]), atol=0.004, rtol=0
+    )
+    assert build_proprio_head(seeing.config()).context_dim == 4  # the config keeps it
+    with pytest.raises(UserError, match="reads a frame latent of 4 values"):
+        seeing(start, close)
+    with pytest.raises(UserError, match="frame latents of 4 values"):
+        fit_proprio_head(seeing, states, actions, next_states, FIT, "cpu", False)
+
+
 def test_cached_transitions_match_the_post_training_clips(tmp_path):
     """Frame skip k: (s_t, the k actions, s_{t+k}) for every t, actions concatenated in time order like
     the clips that train the predictor."""
@@ -73,18 +101,22 @@ def test_cached_transitions_match_the_post_training_clips(tmp_path):
     for episode, length in enumerate([9, 6, 2]):
         states = torch.arange(length * 2, dtype=torch.float32).view(length, 2) + 100 * episode
         actions = -torch.arange((length - 1) * 3, dtype=torch.float32).view(length - 1, 3) - 100 * episode
-        z = torch.zeros(length, 1, 4)
+        z = torch.arange(length * 4, dtype=torch.float32).view(length, 1, 4) + 1000 * episode
         save_file(
             {"z": z, "states": states, "actions": actions}, str(cache / f"episode_{episode:06d}.safetensors")
         )
     (cache / "meta.json").write_text(
         '{"format": "worldjepa-embeddings", "version": 1, "grid": [1, 1], "lengths": [9, 6, 2]}'
     )
-    states, actions, next_states = cached_transitions(cache, frame_skip=2)
+    states, actions, next_states, frames = cached_transitions(cache, frame_skip=2)
     assert states.shape == (7 + 4, 2) and actions.shape == (11, 6)  # episode of 2 frames: no transition
+    assert frames is None
+    with_frames = cached_transitions(cache, frame_skip=2, frames=True).frames
+    assert with_frames.shape == (11, 4)  # each transition's start frame, [N * D]
     clips = EmbeddingClips(cache, context_length=1, frame_skip=2)
     assert len(clips) == 11
     for i in range(len(clips)):
         clip = clips[i]
         assert torch.equal(clip["states"][0], states[i]) and torch.equal(clip["states"][1], next_states[i])
         assert torch.equal(clip["actions"][0], actions[i])
+        assert torch.equal(clip["z"][0].flatten(), with_frames[i])

@@ -520,16 +520,19 @@ def test_demo_checks_the_planner_and_encoder_values_before_training(tmp_path, ca
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluation_refuses_a_model_of_another_env():
+def test_evaluation_refuses_a_model_of_another_scene_and_accepts_one_of_the_same():
     from test_ac_world_model import tiny_encoder, tiny_predictor
     from worldjepa.planning.ac_world_model import ACWorldModel
     from worldjepa.stages.evaluate import check_world_model
 
-    model = ACWorldModel(tiny_encoder(), tiny_predictor(), trained_on={"env_id": "worldjepa/ArmPush-v0"})
+    trained_on = {"env_id": "worldjepa/ArmPickPlace-v0", "seeds": [0, 1]}
+    model = ACWorldModel(tiny_encoder(), tiny_predictor(), trained_on=trained_on)
     with pytest.raises(
-        UserError, match="trained on worldjepa/ArmPush-v0, the preset evaluates worldjepa/ArmReach"
+        UserError, match="trained on worldjepa/ArmPickPlace-v0, the preset evaluates worldjepa/ArmReach"
     ):
         check_world_model(model, load_config("wm_arm_reach"), None)
+    for preset in ("wm_arm_grasp", "wm_arm_push"):  # the block scene: one model plans every task in it
+        check_world_model(model, load_config(preset), None)
 
 
 @pytest.mark.parametrize("command", [["collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "1", "--out"],

@@ -1,4 +1,4 @@
-"""The simulated tabletop robot arm and its three goal-image tasks: Reach, Push and PickPlace.
+"""The simulated tabletop robot arm and its goal-image tasks: Reach, Push, Grasp and PickPlace.
 
 One `ArmEnv` holds everything the tasks share (scene, control, observation, rendering, snapshots);
 each task only says how an episode starts, what its goal configuration looks like, how far it is from
@@ -160,9 +160,13 @@ class ArmEnv(gym.Env, GoalEnv):
         state = np.concatenate([self.grasp_point, _euler_xyz(rotation), [opening]]).astype(np.float32)
         return {"pixels": self._renderer.render(self.data), "state": state}
 
+    def _success(self, distance: float) -> bool:
+        """Whether the task is solved now (by default: the distance under the task's threshold)."""
+        return distance < self.success_threshold
+
     def _info(self) -> dict[str, Any]:
         distance = self._distance()
-        return {"success": bool(distance < self.success_threshold), "distance": float(distance)}
+        return {"success": bool(self._success(distance)), "distance": float(distance)}
 
     # ----- Gymnasium API ----------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -356,46 +360,73 @@ class ArmPushEnv(ArmEnv):
         return _toward(hand, destination, self.start_gripper)
 
 
-class ArmPickPlaceEnv(ArmEnv):
-    """Grasp a block on the table and hold it at a target in the air."""
+class ArmGraspEnv(ArmEnv):
+    """Grasp the block from the table and hold it lifted (the goal: the block held 8 cm up)."""
 
     has_block = True
-    success_threshold = 0.04
-    success_criterion = "the block's centre is less than 4 cm from the target position in the air"
+    success_threshold = 0.03
+    success_criterion = "the block is held at least 5 cm above where it rested on the table"
     _block_low = np.array([0.32, -0.15])
     _block_high = np.array([0.5, 0.15])
-    _target_low = np.array([0.3, -0.2, 0.08])
-    _target_high = np.array([0.52, 0.2, 0.2])
+    #: How high the goal holds the block above its resting place (success: within 3 cm of that height).
+    lift = 0.08
     #: Finger slide at which the pads touch the block.
     _holding = scene.BLOCK_HALF - scene.FINGER_MIN_GAP / 2
 
     def _sample_episode(self, rng: np.random.Generator) -> None:
         block = rng.uniform(self._block_low, self._block_high)
-        target = rng.uniform(self._target_low, self._target_high)
-        while np.linalg.norm(target[:2] - block) < 0.08:
-            target = rng.uniform(self._target_low, self._target_high)
         self._set_arm(scene.HOME, self.start_gripper)
         # Face the gripper (whose fingers close across the arm's plane) with a small random twist.
         yaw = np.arctan2(block[1], block[0]) + rng.uniform(-0.2, 0.2)
         self._set_block(np.append(block, scene.BLOCK_HALF), yaw)
-        self.data.mocap_pos[0] = target
+        self.data.mocap_pos[0] = self._sample_target(rng, block)
+
+    def _sample_target(self, rng: np.random.Generator, block_xy: np.ndarray) -> np.ndarray:
+        """The goal position of the block's centre."""
+        return np.append(block_xy, scene.BLOCK_HALF + self.lift)
 
     def _pose_goal_configuration(self) -> None:
-        self._set_arm(self.goal, self.start_gripper)
-        self.data.qpos[self._finger_qpos] = self._holding
-        self._set_block(self.goal, np.arctan2(self.goal[1], self.goal[0]))
+        self._pose_holding(self.goal)
 
     def _distance(self) -> float:
-        return float(np.linalg.norm(self.block_position - self.goal))
+        """How far the block is below the goal height (0 at or above it)."""
+        return max(0.0, float(self.goal[2] - self.block_position[2]))
+
+    def _subgoal_poses(self) -> list[Callable[[], None]]:
+        """The grasp's key poses (the open hand above the block, lowered around it, closed on it), then
+        the goal (the block lifted)."""
+        return [*self._grasp_poses(), self._pose_goal_configuration]
+
+    def _grasp_poses(self) -> list[Callable[[], None]]:
+        block = self.block_position
+        above = np.append(block[:2], TRAVEL_HEIGHT)
+        return [
+            partial(self._set_arm, above, 1.0),
+            partial(self._set_arm, block, 1.0),
+            partial(self._pose_holding, block),
+        ]
+
+    def _pose_holding(self, position: np.ndarray) -> None:
+        """The closed hand holding the block at `position`, the block turned square to the fingers."""
+        self._set_arm(position, -1.0)
+        self.data.qpos[self._finger_qpos] = self._holding
+        self._set_block(position, np.arctan2(position[1], position[0]))
+
+    def _holds_block(self) -> bool:
+        """Whether the fingers are closed on the block (stopped by it, the block between them)."""
+        closed_on_block = abs(self.data.qpos[self._finger_qpos].sum() - 2 * self._holding) < 0.008
+        return closed_on_block and np.linalg.norm(self.grasp_point - self.block_position) < 0.035
 
     def _expert(self) -> np.ndarray:
-        """Stateless grasp: above the block with the gripper open, down, close, then carry to the target;
-        if the block slips out, open and start over."""
+        """Grasp, then carry the block to the goal."""
+        if self._holds_block():
+            return _toward(self.grasp_point, self.goal, -1.0, speed=0.5)
+        return self._grasp_action()
+
+    def _grasp_action(self) -> np.ndarray:
+        """Stateless grasp: above the block with the gripper open, down, close; if the block slips out,
+        open and start over."""
         hand, block = self.grasp_point, self.block_position
-        fingers = self.data.qpos[self._finger_qpos]
-        closed_on_block = abs(fingers.sum() - 2 * self._holding) < 0.008
-        if closed_on_block and np.linalg.norm(hand - block) < 0.035:
-            return _toward(hand, self.goal, -1.0, speed=0.5)
         if np.linalg.norm(hand - block) < 0.02:
             return _toward(hand, hand, -1.0)
         beside = np.linalg.norm(hand[:2] - block[:2])
@@ -404,3 +435,74 @@ class ArmPickPlaceEnv(ArmEnv):
         if hand[2] < block[2] + 0.06 and beside < 0.08:  # low and close: rise first, not to knock it
             return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), 1.0)
         return _toward(hand, np.append(block[:2], max(TRAVEL_HEIGHT, block[2] + 0.08)), 1.0)
+
+
+class ArmPickPlaceEnv(ArmGraspEnv):
+    """Grasp the block, carry it to a target spot on the table and let go of it."""
+
+    success_threshold = 0.04
+    success_criterion = (
+        "the block rests within 4 cm of the target spot on the table and the gripper has let go of it"
+    )
+    _target_low = np.array([0.3, -0.2])
+    _target_high = np.array([0.52, 0.2])
+    #: Finger opening (metres between the pads) above which the block counts as released.
+    released_opening = 2 * scene.BLOCK_HALF + 0.01
+
+    def _sample_target(self, rng: np.random.Generator, block_xy: np.ndarray) -> np.ndarray:
+        target = rng.uniform(self._target_low, self._target_high)
+        while np.linalg.norm(target - block_xy) < 0.1:
+            target = rng.uniform(self._target_low, self._target_high)
+        return np.append(target, scene.BLOCK_HALF)
+
+    def _pose_goal_configuration(self) -> None:
+        self._set_arm(scene.HOME, 1.0)
+        self._set_block(self.goal, np.arctan2(self.goal[1], self.goal[0]))
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.block_position - self.goal))
+
+    def _success(self, distance: float) -> bool:
+        return distance < self.success_threshold and self._released()
+
+    def _released(self) -> bool:
+        opening = scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum()
+        return bool(opening > self.released_opening)
+
+    def _subgoal_poses(self) -> list[Callable[[], None]]:
+        """The grasp's key poses, the block lifted, carried above the target, set down there, let go
+        of, the open hand raised, then the goal (the hand back home)."""
+        block, target = self.block_position, self.goal
+        lifted, carried = np.append(block[:2], TRAVEL_HEIGHT), np.append(target[:2], TRAVEL_HEIGHT)
+        return [
+            *self._grasp_poses(),
+            partial(self._pose_holding, lifted),
+            partial(self._pose_holding, carried),
+            partial(self._pose_holding, target),
+            partial(self._pose_released, target, target),
+            partial(self._pose_released, carried, target),
+            self._pose_goal_configuration,
+        ]
+
+    def _pose_released(self, hand: np.ndarray, block: np.ndarray) -> None:
+        self._set_arm(hand, 1.0)
+        self._set_block(block, np.arctan2(block[1], block[0]))
+
+    def _expert(self) -> np.ndarray:
+        """Grasp, carry the block high to above the target, lower it onto the table, open, rise, go home."""
+        hand, block, target = self.grasp_point, self.block_position, self.goal
+        to_target = target - block  # the hand moves the block by its own moves, wherever it holds it
+        placed = np.linalg.norm(to_target[:2]) < 0.02 and block[2] < scene.BLOCK_HALF + 0.01
+        if placed:
+            if not self._released():
+                return _toward(hand, hand, 1.0)
+            if hand[2] < 0.9 * TRAVEL_HEIGHT and np.linalg.norm(hand[:2] - block[:2]) < 0.08:
+                return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), 1.0)
+            return _toward(hand, scene.HOME, 1.0)
+        if self._holds_block():
+            if np.linalg.norm(to_target[:2]) > 0.015:
+                if block[2] < TRAVEL_HEIGHT - 0.03:  # lift it clear of the table first
+                    return _toward(hand, np.append(hand[:2], TRAVEL_HEIGHT), -1.0, speed=0.5)
+                return _toward(hand, np.append(hand[:2] + to_target[:2], TRAVEL_HEIGHT), -1.0, speed=0.5)
+            return _toward(hand, hand + to_target, -1.0, speed=0.5)
+        return self._grasp_action()

@@ -20,21 +20,31 @@ from worldjepa.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class EnvEntry:
-    """Where an env class lives, how long its episodes are by default, and whether it has the visual
-    variations of `worldjepa.envs.variations` (the arm scene)."""
+    """Where an env class lives, how long its episodes are by default, whether it has the visual
+    variations of `worldjepa.envs.variations` (the arm scene), and its `scene`: envs of one scene see
+    the same world through the same camera and act alike, so a world model trained in one plans in all
+    (e.g. a model trained on Pick-and-place data plans a Grasp); None: the env id alone."""
 
     entry_point: str
     max_episode_steps: int
     variations: bool = False
+    scene: str | None = None
 
 
 ENVS: dict[str, EnvEntry] = {
     "worldjepa/ArmReach-v0": EnvEntry("worldjepa.envs.arm:ArmReachEnv", 50, variations=True),
-    "worldjepa/ArmPush-v0": EnvEntry("worldjepa.envs.arm:ArmPushEnv", 100, variations=True),
-    "worldjepa/ArmPickPlace-v0": EnvEntry("worldjepa.envs.arm:ArmPickPlaceEnv", 100, variations=True),
+    "worldjepa/ArmPush-v0": EnvEntry("worldjepa.envs.arm:ArmPushEnv", 100, True, "arm with block"),
+    "worldjepa/ArmGrasp-v0": EnvEntry("worldjepa.envs.arm:ArmGraspEnv", 60, True, "arm with block"),
+    "worldjepa/ArmPickPlace-v0": EnvEntry("worldjepa.envs.arm:ArmPickPlaceEnv", 100, True, "arm with block"),
     "worldjepa/TwoRooms-v0": EnvEntry("worldjepa.envs.two_rooms:TwoRoomsEnv", 100),
     "worldjepa/DMCReacher-v0": EnvEntry("worldjepa.envs.dmc_reacher:DMCReacherEnv", 100),
 }
+
+
+def same_scene(env_a: str, env_b: str) -> bool:
+    """Whether a world model trained in one env can plan in the other: the same id, or one `scene`."""
+    scene_a, scene_b = (ENVS[e].scene if e in ENVS else None for e in (env_a, env_b))
+    return env_a == env_b or (scene_a is not None and scene_a == scene_b)
 
 
 def register_all() -> None:

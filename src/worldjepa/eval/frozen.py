@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +67,8 @@ class ProbeResult:
     metric_name: str  # "accuracy" (fraction correct) or "r2" (mean over target dimensions)
     train_metric: float
     test_metric: float
+    #: held-out predictions (regression, in the targets' units) or logits; not part of equality or repr
+    test_outputs: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,12 @@ def train_probe(
     train_out = _predict(probe, x_train, batch_size, device)
     test_out = _predict(probe, x_test, batch_size, device)
     if task == "classification":
-        return ProbeResult("accuracy", _accuracy(train_out, train.labels), _accuracy(test_out, test.labels))
+        return ProbeResult(
+            "accuracy", _accuracy(train_out, train.labels), _accuracy(test_out, test.labels), test_out
+        )
+    test_out = test_out * std + mean
     return ProbeResult(
-        "r2", _r2(train_out * std + mean, train.targets), _r2(test_out * std + mean, test.targets)
+        "r2", _r2(train_out * std + mean, train.targets), _r2(test_out, test.targets), test_out
     )
 
 

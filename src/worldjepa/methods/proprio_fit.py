@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -31,7 +32,9 @@ from worldjepa.train.device import resolve_device
 
 @dataclass
 class ProprioFitConfig:
-    """hidden_dim / hidden_layers size the head's MLP; validation is the number of held-out transitions."""
+    """hidden_dim / hidden_layers size the head's MLP; validation is the number of held-out transitions;
+    frame_context: the head also reads the frame latent (`ProprioHead`'s context: a gripper that meets
+    a block stops at its width)."""
 
     steps: int = 4000
     batch_size: int = 512
@@ -40,6 +43,7 @@ class ProprioFitConfig:
     hidden_layers: int = 3
     validation: int = 2000
     seed: int = 0
+    frame_context: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.validation < 0 or not self.lr > 0:
@@ -49,21 +53,35 @@ class ProprioFitConfig:
             )
 
 
-def cached_transitions(cache_dir: str | Path, frame_skip: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Every (s_t, a_t..a_{t+k-1} concatenated, s_{t+k}) of an embedding cache's episodes, k = frame_skip:
-    states [M, S], actions [M, k*A], next states [M, S]."""
-    states, actions, next_states = [], [], []
+class Transitions(NamedTuple):
+    """states [M, S], actions [M, k*A], next states [M, S]; frames [M, N*D]: the latent of each s_t's
+    frame (flattened, as stored in the cache) when asked for, else None."""
+
+    states: Tensor
+    actions: Tensor
+    next_states: Tensor
+    frames: Tensor | None = None
+
+
+def cached_transitions(cache_dir: str | Path, frame_skip: int, frames: bool = False) -> Transitions:
+    """Every (s_t, a_t..a_{t+k-1} concatenated, s_{t+k}) of an embedding cache's episodes, k = frame_skip,
+    with the latent of s_t's frame if `frames`."""
+    states, actions, next_states, latents = [], [], [], []
     for path in sorted(Path(cache_dir).glob("episode_*.safetensors")):
         with safe_open(str(path), framework="pt") as f:
             s, a = f.get_tensor("states").float(), f.get_tensor("actions").float()
-        if len(a) < frame_skip:
-            continue
+            if len(a) < frame_skip:
+                continue
+            if frames:
+                latents.append(f.get_slice("z")[: len(a) - frame_skip + 1].flatten(1))
         states.append(s[: len(a) - frame_skip + 1])
         next_states.append(s[frame_skip:])
         actions.append(a.unfold(0, frame_skip, 1).transpose(1, 2).flatten(1))  # [n, k*A], time-major
     if not states:
         raise UserError(f"no episode in {cache_dir} is longer than frame_skip {frame_skip}")
-    return torch.cat(states), torch.cat(actions), torch.cat(next_states)
+    return Transitions(
+        torch.cat(states), torch.cat(actions), torch.cat(next_states), torch.cat(latents) if frames else None
+    )
 
 
 def normalization_of(states: Tensor, actions: Tensor, next_states: Tensor) -> dict[str, list[float]]:
@@ -89,13 +107,20 @@ def fit_proprio_head(
     cfg: ProprioFitConfig,
     device: str = "auto",
     progress_bar: bool = True,
+    frames: Tensor | None = None,
 ) -> dict[str, float]:
     """Fit `head` in place (AdamW, one-cycle lr, mean squared error of the normalised state change);
-    returns the held-out mean and 99th-percentile absolute error per state value, in state units."""
+    returns the held-out mean and 99th-percentile absolute error per state value, in state units.
+    `frames` [M, N*D]: the frame latents of a head that reads them (kept in their stored precision and
+    moved per batch)."""
     if states.shape[1] != head.state_dim or actions.shape[1] != head.action_dim:
         raise UserError(
             f"the proprio head takes {head.state_dim}-D states and {head.action_dim} action values, the data "
             f"has {states.shape[1]} and {actions.shape[1]}; check world_model.frame_skip"
+        )
+    if head.context_dim and (frames is None or frames.shape != (len(states), head.context_dim)):
+        raise UserError(
+            f"this proprio head reads frame latents of {head.context_dim} values: pass them per transition"
         )
     generator = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(states), generator=generator)
@@ -108,9 +133,13 @@ def fit_proprio_head(
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps)
     bar = tqdm(range(cfg.steps), desc="proprio head", disable=not progress_bar, dynamic_ncols=True)
+
+    def context(rows: Tensor) -> Tensor | None:
+        return frames[rows.cpu()].to(device, torch.float32) if head.context_dim else None
+
     for _ in bar:
         batch = train[torch.randint(len(train), (cfg.batch_size,), generator=generator)].to(device)
-        error = (head(states[batch], actions[batch]) - next_states[batch]) / head.delta_std
+        error = (head(states[batch], actions[batch], context(batch)) - next_states[batch]) / head.delta_std
         loss = error.pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -125,5 +154,5 @@ def fit_proprio_head(
     if held_out == 0:
         return {}
     with torch.no_grad():
-        error = (head(states[val], actions[val]) - next_states[val]).abs()
+        error = (head(states[val], actions[val], context(val)) - next_states[val]).abs()
     return {"val_mean_abs_error": error.mean().item(), "val_p99_abs_error": error.quantile(0.99).item()}

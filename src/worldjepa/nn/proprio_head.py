@@ -30,6 +30,10 @@ class ProprioHead(nn.Module):
     sharp rules such as "a wall stops the agent"; None means the identity. The statistics are constants
     of the architecture (kept in its config, not in the weights). The last layer starts at zero, so an
     untrained head predicts "no change".
+
+    `context_dim` > 0 also feeds the head the frame latent planned from (flattened, `context`): the
+    state alone cannot tell whether closing fingers will meet a block (and stop at its width) or close
+    on air; the picture can. The same frame serves every step of a rollout.
     """
 
     def __init__(
@@ -39,13 +43,14 @@ class ProprioHead(nn.Module):
         hidden_dim: int = 128,
         hidden_layers: int = 2,
         normalization: dict[str, list[float]] | None = None,
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
         if hidden_layers < 1:
             raise UserError(f"the proprio head needs at least one hidden layer, got {hidden_layers}")
-        self.state_dim, self.action_dim = state_dim, action_dim
+        self.state_dim, self.action_dim, self.context_dim = state_dim, action_dim, context_dim
         self.hidden_dim, self.hidden_layers = hidden_dim, hidden_layers
-        layers: list[nn.Module] = [nn.Linear(state_dim + action_dim, hidden_dim), nn.GELU()]
+        layers: list[nn.Module] = [nn.Linear(state_dim + action_dim + context_dim, hidden_dim), nn.GELU()]
         for _ in range(hidden_layers - 1):
             layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
         self.mlp = nn.Sequential(*layers, nn.Linear(hidden_dim, state_dim))
@@ -69,13 +74,17 @@ class ProprioHead(nn.Module):
         for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
             self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
 
-    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
-        """states [..., S], actions [..., A] -> next states [..., S]."""
-        inputs = torch.cat(
-            [(states - self.state_mean) / self.state_std, (actions - self.action_mean) / self.action_std],
-            dim=-1,
-        )
-        return states + self.delta_std * self.mlp(inputs)
+    def forward(self, states: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
+        """states [..., S], actions [..., A] (context [..., context_dim]) -> next states [..., S]."""
+        inputs = [(states - self.state_mean) / self.state_std, (actions - self.action_mean) / self.action_std]
+        if self.context_dim:
+            if context is None or context.shape[-1] != self.context_dim:
+                got = None if context is None else list(context.shape)
+                raise UserError(
+                    f"this proprio head reads a frame latent of {self.context_dim} values, got {got}"
+                )
+            inputs.append(context.to(states.dtype))
+        return states + self.delta_std * self.mlp(torch.cat(inputs, dim=-1))
 
     def config(self) -> dict[str, Any]:
         config = {
@@ -87,6 +96,8 @@ class ProprioHead(nn.Module):
         }
         if self.normalized:
             config["normalization"] = {key: getattr(self, key).tolist() for key in NORMALIZATION_KEYS}
+        if self.context_dim:
+            config["context_dim"] = self.context_dim
         return config
 
 
@@ -100,10 +111,10 @@ class AdditiveProprio(nn.Module):
                 f"additive proprio needs actions made of state deltas: action_dim {action_dim} is not a "
                 f"multiple of state_dim {state_dim}; use the learned proprio head"
             )
-        self.state_dim, self.action_dim = state_dim, action_dim
+        self.state_dim, self.action_dim, self.context_dim = state_dim, action_dim, 0
 
-    def forward(self, states: Tensor, actions: Tensor) -> Tensor:
-        """states [..., S], actions [..., k*S] -> next states [..., S]."""
+    def forward(self, states: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
+        """states [..., S], actions [..., k*S] -> next states [..., S] (no context)."""
         return states + actions.unflatten(-1, (-1, self.state_dim)).sum(-2)
 
     def config(self) -> dict[str, Any]:
@@ -120,9 +131,10 @@ def build_proprio_head(config: dict[str, Any]) -> ProprioHead | AdditiveProprio:
     return kinds[kind](**config)
 
 
-def unroll_states(head: nn.Module, start: Tensor, actions: Tensor) -> Tensor:
-    """start [B, S], actions [B, H, A] -> states [B, H+1, S] of steps 0..H (step 0 is `start`)."""
+def unroll_states(head: nn.Module, start: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
+    """start [B, S], actions [B, H, A] (context [B, C]: the start frame's latent, for a head that reads
+    one) -> states [B, H+1, S] of steps 0..H (step 0 is `start`)."""
     states = [start]
     for t in range(actions.shape[1]):
-        states.append(head(states[-1], actions[:, t]))
+        states.append(head(states[-1], actions[:, t], context))
     return torch.stack(states, dim=1)

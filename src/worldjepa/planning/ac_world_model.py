@@ -146,7 +146,8 @@ class ACWorldModel:
             latent = latent.expand(batch)
         actions = actions.to(self.device, torch.float32)
         if self.use_proprio:
-            states = unroll_states(self.proprio_head, latent.proprio, actions)  # [B, H+1, S]
+            context = latent.visual.flatten(1) if self.proprio_head.context_dim else None
+            states = unroll_states(self.proprio_head, latent.proprio, actions, context)  # [B, H+1, S]
         else:
             states = actions.new_zeros(batch, horizon + 1, self.predictor.state_encoder.in_features)
         with autocast(self.device, self.precision):

@@ -15,6 +15,12 @@ of the episode: a fixed schedule that never looks at what the robot has achieved
 `hold_actions` plans one env action per model step and holds it for the step's k env actions: the
 search space shrinks k-fold and every candidate moves in straight segments, where k independent
 actions per step mostly cancel out (a detour around a wall needs many moves the same way).
+
+`switch_actions` names env action dimensions that are on/off commands (a gripper: closed or open). The
+planner searches them as continuous values like the others; the model and the env get the bound on the
+value's side of the bounds' midpoint. A continuous gripper command lets the planner pick a half-closed
+hand that the (image-blind) proprio head cannot tell from a firm grip: the fingers touch the block
+without squeezing it, and it slips out when carried.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class MPCAgent:
         frame_skip: int = 1,
         hold_actions: bool = False,
         subgoal_steps: Sequence[int] = (),
+        switch_actions: Sequence[int] = (),
     ) -> None:
         if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
@@ -79,6 +86,16 @@ class MPCAgent:
             )
         if any(steps < 1 for steps in subgoal_steps):
             raise UserError(f"subgoal steps must be positive step counts, got {list(subgoal_steps)}")
+        env_dim = planner.action_dim if hold_actions else planner.action_dim // frame_skip
+        if any(not 0 <= dim < env_dim for dim in switch_actions):
+            raise UserError(
+                f"switch actions must be env action dimensions in [0, {env_dim}), got {list(switch_actions)}"
+            )
+        switch = torch.zeros(env_dim, dtype=torch.bool)
+        switch[list(switch_actions)] = True
+        self.switch = switch.repeat(planner.action_dim // env_dim)  # [A'], over the planner's values
+        if not torch.isfinite(torch.stack([planner.low, planner.high])[:, self.switch]).all():
+            raise UserError("switch actions need finite action bounds (the two commands they switch between)")
         self.world_model, self.planner = world_model, planner
         self.energy = energy if energy is not None else GoalEnergy()
         self.execute_steps, self.device = execute_steps, torch.device(device)
@@ -153,7 +170,12 @@ class MPCAgent:
         return self.world_model.unroll(start, self.model_actions(plans))
 
     def model_actions(self, plans: Tensor) -> Tensor:
-        """Plans [..., H, A'] as the model's steps [..., H, k*A]: held actions are repeated k times."""
+        """Plans [..., H, A'] as the model's steps [..., H, k*A]: switch actions set to a bound, held
+        actions repeated k times."""
+        if self.switch.any():
+            low, high = self.planner.low.to(plans.device), self.planner.high.to(plans.device)
+            switched = torch.where(plans >= (low + high) / 2, high, low)
+            plans = torch.where(self.switch.to(plans.device), switched, plans)
         return torch.cat([plans] * self.frame_skip, -1) if self.hold_actions else plans
 
     def env_actions(self, plan: Tensor) -> Tensor:
@@ -181,4 +203,5 @@ def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.s
         frame_skip=frame_skip,
         hold_actions=cfg.hold_actions,
         subgoal_steps=cfg.subgoal_steps,
+        switch_actions=cfg.switch_actions,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 from worldjepa.errors import UserError
@@ -31,11 +32,14 @@ class GoalEnergy:
     metric: "l1" = mean absolute difference (V-JEPA 2-AC); "l2" = mean squared difference.
     steps: "last" scores the final predicted frame only (V-JEPA 2-AC); "sum" adds every step.
     proprio_weight: weight of the same distance on the proprio part (0 ignores it).
+    state_weights: how much each state dimension counts in that distance (None: all alike), e.g. the arm's
+        gripper opening (a 2.4 cm swing, where the hand travels tens of cm) made to count as much as a move.
     """
 
     metric: Literal["l1", "l2"] = "l1"
     steps: Literal["last", "sum"] = "last"
     proprio_weight: float = 0.0
+    state_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in ("l1", "l2"):
@@ -49,7 +53,15 @@ class GoalEnergy:
         if self.proprio_weight:
             if pred.proprio is None or goal.proprio is None:
                 raise UserError("proprio_weight > 0 needs latents with a proprio part (pred and goal)")
-            energy = energy + self.proprio_weight * self._per_step(pred.proprio, goal.proprio)
+            pred_state, goal_state = pred.proprio, goal.proprio
+            if self.state_weights is not None:
+                if len(self.state_weights) != goal_state.shape[-1]:
+                    raise UserError(
+                        f"energy state_weights has {len(self.state_weights)} values for {goal_state.shape[-1]}-D states"
+                    )
+                weights = torch.tensor(self.state_weights, device=goal_state.device)
+                pred_state, goal_state = pred_state * weights, goal_state * weights
+            energy = energy + self.proprio_weight * self._per_step(pred_state, goal_state)
         return energy
 
     def _per_step(self, pred: Tensor, goal: Tensor) -> Tensor:

@@ -27,8 +27,10 @@ class PlannerConfig:
     execute_steps: env actions run per re-plan. action_cost: weight of the mean |action| in the energy
     (holds the agent still at the goal; 0 = off, as V-JEPA 2-AC). action_low / action_high: planner
     bounds inside the env's (a number or one per action dimension; None = the env's). hold_actions: one
-    action per model step, held for its frame-skip env actions. subgoal_steps: the sub-goal schedule (env
-    steps toward each sub-goal image before the next; [] = the goal image only). energy: the goal energy."""
+    action per model step, held for its frame-skip env actions. switch_actions: env action dimensions that
+    are on/off commands (a gripper), executed as the low or high bound (`worldjepa.planning.agent`).
+    subgoal_steps: the sub-goal schedule (env steps toward each sub-goal image before the next; [] = the
+    goal image only). energy: the goal energy."""
 
     kind: Literal["cem", "mppi"] = "cem"
     horizon: int = 3
@@ -44,6 +46,7 @@ class PlannerConfig:
     action_low: Bound = None
     action_high: Bound = None
     hold_actions: bool = False
+    switch_actions: list[int] = field(default_factory=list)
     subgoal_steps: list[int] = field(default_factory=list)
     seed: int = 0
     energy: GoalEnergy = field(default_factory=GoalEnergy)

@@ -58,7 +58,7 @@ def _episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) 
     return reset_seed, policy, int(rng.integers(2**31))
 
 
-def _run_episode(
+def run_episode(
     env: gym.Env, reset_seed: int, policy: str, policy_seed: int, noise: float
 ) -> dict[str, Any]:
     """Roll one episode until the env ends it; `noise` is a fraction of the action half-range."""
@@ -125,7 +125,7 @@ def _close_worker() -> None:
 
 
 def _worker_episode(plan: tuple[int, str, int]) -> dict[str, Any]:
-    return _run_episode(_worker_env, *plan, noise=_worker_noise)
+    return run_episode(_worker_env, *plan, noise=_worker_noise)
 
 
 def collect(

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from worldjepa.data.trajectories import TrajectoryDataset
+from worldjepa.envs.registry import same_scene
 from worldjepa.errors import UserError
 from worldjepa.eval.closed_loop import (
     EpisodeRecord,
@@ -68,10 +69,10 @@ def check_world_model(
     """The model must be for the configured env, and no evaluation seed may be one it was trained on
     (its recorded training seeds, and those of `trajectories` when given)."""
     trained = world_model.trained_on
-    if trained.get("env_id", cfg.env.id) != cfg.env.id:
+    if not same_scene(trained.get("env_id", cfg.env.id), cfg.env.id):
         raise UserError(
-            f"the world model was trained on {trained['env_id']}, the preset evaluates {cfg.env.id}; "
-            "use the preset it was trained with (-c)"
+            f"the world model was trained on {trained['env_id']}, the preset evaluates {cfg.env.id} (another "
+            "scene); use a preset of its scene (-c)"
         )
     if trajectories is not None:
         check_unseen_seeds(TrajectoryDataset(trajectories, clip_length=1).episode_seeds, str(trajectories))

@@ -44,11 +44,20 @@ from worldjepa.train.trainer import Trainer
 WORLD_MODEL_DIR = "world_model"
 
 
-def proprio_head(cfg: WorldModelConfig, state_dim: int, action_dim: int) -> ProprioHead | None:
-    """The configured proprio head (None for `proprio: none`)."""
+def proprio_head(
+    cfg: WorldModelConfig, state_dim: int, action_dim: int, frame_dim: int
+) -> ProprioHead | None:
+    """The configured proprio head (None for `proprio: none`); frame_dim: values in one frame latent."""
     if cfg.proprio == "none":
         return None
-    sizes = {"hidden_dim": cfg.proprio_fit.hidden_dim, "hidden_layers": cfg.proprio_fit.hidden_layers}
+    fit = cfg.proprio_fit
+    sizes = {"hidden_dim": fit.hidden_dim, "hidden_layers": fit.hidden_layers}
+    if fit.frame_context:
+        if cfg.proprio != "learned":
+            raise UserError(
+                "world_model.proprio_fit.frame_context needs the learned proprio head (proprio: learned)"
+            )
+        sizes["context_dim"] = frame_dim
     extra = sizes if cfg.proprio == "learned" else {}
     return build_proprio_head(
         {"kind": cfg.proprio, "state_dim": state_dim, "action_dim": action_dim, **extra}
@@ -92,7 +101,9 @@ def run_posttrain(
         action_dim=action_dim,
         state_dim=meta["state_dim"],
     )
-    proprio = proprio_head(cfg, meta["state_dim"], action_dim)
+    proprio = proprio_head(
+        cfg, meta["state_dim"], action_dim, frames.grid[0] * frames.grid[1] * encoder.embed_dim
+    )
     method = ACPostTraining(predictor, frames.grid, proprio is not None, cfg.posttrain)
     trainer = Trainer(method, clips, None, cfg.train, run_dir / "predictor", config=to_dict(cfg))
     try:
@@ -101,9 +112,18 @@ def run_posttrain(
         distributed.cleanup()
     # every rank fits the same heads (same data, same seed)
     if isinstance(proprio, ProprioHead):
-        transitions = cached_transitions(cache, cfg.frame_skip)
+        states, actions, next_states, latents = cached_transitions(
+            cache, cfg.frame_skip, bool(proprio.context_dim)
+        )
         errors = fit_proprio_head(
-            proprio, *transitions, cfg.proprio_fit, cfg.train.device, cfg.train.progress_bar
+            proprio,
+            states,
+            actions,
+            next_states,
+            cfg.proprio_fit,
+            cfg.train.device,
+            cfg.train.progress_bar,
+            latents,
         )
         if trainer.dist.is_main:
             (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
