@@ -134,6 +134,11 @@ class ArmEnv(gym.Env, GoalEnv):
         return self.data.site_xpos[self._grasp_site].copy()
 
     @property
+    def finger_opening(self) -> float:
+        """Distance between the finger pads, metres (the state's last value)."""
+        return float(scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum())
+
+    @property
     def block_position(self) -> np.ndarray:
         return self.data.qpos[self._block_qpos : self._block_qpos + 3].copy()
 
@@ -156,8 +161,9 @@ class ArmEnv(gym.Env, GoalEnv):
 
     def _observation(self) -> dict[str, np.ndarray]:
         rotation = self.data.site_xmat[self._grasp_site].reshape(3, 3)
-        opening = scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum()
-        state = np.concatenate([self.grasp_point, _euler_xyz(rotation), [opening]]).astype(np.float32)
+        state = np.concatenate([self.grasp_point, _euler_xyz(rotation), [self.finger_opening]]).astype(
+            np.float32
+        )
         return {"pixels": self._renderer.render(self.data), "state": state}
 
     def _success(self, distance: float) -> bool:
@@ -466,8 +472,7 @@ class ArmPickPlaceEnv(ArmGraspEnv):
         return distance < self.success_threshold and self._released()
 
     def _released(self) -> bool:
-        opening = scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum()
-        return bool(opening > self.released_opening)
+        return self.finger_opening > self.released_opening
 
     def _subgoal_poses(self) -> list[Callable[[], None]]:
         """The grasp's key poses, the block lifted, carried above the target, set down there, let go
