@@ -41,6 +41,7 @@ from worldjepa.eval.frozen import FeatureSet, ProbeConfig, train_probe  # noqa: 
 from worldjepa.interop.pretrain_run import load_encoder, run_config  # noqa: E402
 from worldjepa.interop.worldjepa_format import load_modules  # noqa: E402
 from worldjepa.nn.frame_encoder import FrameEncoder  # noqa: E402
+from worldjepa.nn.pos_embed import sincos_table  # noqa: E402
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config  # noqa: E402
 from worldjepa.stages.collect import run_episode  # noqa: E402
 from worldjepa.stages.evaluate import check_unseen_seeds  # noqa: E402
@@ -106,10 +107,18 @@ def encoders(encoder_run: Path, scratch: Path) -> dict[str, torch.nn.Module]:
 
 @torch.no_grad()
 def tokens(encoder: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """The world model's latent of each frame, every token: uint8 [M, H, W, 3] -> [M, N, D]."""
+    """The world model's latent of each frame, every token, with its place: uint8 [M, H, W, 3] -> [M, N, D]."""
     frame_encoder = FrameEncoder(encoder, "grid")
     pixels = torch.from_numpy(frames)
-    return torch.cat([frame_encoder(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
+    x = torch.cat([frame_encoder(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
+    return with_places(x, (1, *frame_encoder.grid))
+
+
+def with_places(x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Tokens [M, T*H*W, D] plus a fixed sin-cos code of each one's (t, h, w) place. A probe that pools
+    tokens (the attentive probe) must know where each was, and the tokens of a RoPE encoder or raw pixel
+    patches do not say; the code is the same for every encoder, and a linear probe is blind to it."""
+    return x + sincos_table(x.shape[-1], grid, video=True).to(x)
 
 
 def ridge_solver(
@@ -133,17 +142,24 @@ def ridge_solver(
 
 
 def linear_probes(
-    x: torch.Tensor, goals: dict, train: torch.Tensor, test: torch.Tensor, val: torch.Tensor
-) -> dict:
-    """Held-out error of the ridge probe of each target, its penalty chosen on `val` (training frames
-    left out of a first fit), then refitted on every training frame."""
+    x: torch.Tensor,
+    goals: dict,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    val: torch.Tensor,
+    loss: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Held-out predictions of the ridge probe of each target for the `test` frames, its penalty chosen
+    by `loss` (default: `error`) on `val` (training frames left out of a first fit), then refitted on
+    every training frame."""
+    loss = loss or error
     choose = ridge_solver(x, train[~torch.isin(train, val)], val)
     final = ridge_solver(x, train, test)
     alphas = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     out = {}
     for name, y in goals.items():
-        best = min(alphas, key=lambda alpha: error(choose(y, alpha), y[val]))
-        out[name] = error(final(y, best), y[test])
+        best = min(alphas, key=lambda alpha: loss(choose(y, alpha), y[val]))
+        out[name] = final(y, best)
     return out
 
 
@@ -189,7 +205,9 @@ def main() -> None:
     }
     protocol = ProbeConfig(kind="attentive", task="regression", epochs=args.probe_epochs)
     with tempfile.TemporaryDirectory() as scratch:
-        for name, encoder in encoders(Path(args.encoder), Path(scratch)).items():
+        models = encoders(Path(args.encoder), Path(scratch))
+        heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
+        for name, encoder in models.items():
             tic = time.perf_counter()
             x = tokens(encoder, frames)
             linear = linear_probes(x, goals, train, test, val)
@@ -201,9 +219,12 @@ def main() -> None:
                     FeatureSet(x[train], labels[train], y[train]),
                     FeatureSet(x[test], labels[test], y[test]),
                     protocol,
-                    num_heads=getattr(encoder, "num_heads", 1),
+                    num_heads=heads,
                 )
-                row[target] = {"linear": linear[target], "attentive": error(probe.test_outputs, y[test])}
+                row[target] = {
+                    "linear": error(linear[target], y[test]),
+                    "attentive": error(probe.test_outputs, y[test]),
+                }
             row["seconds"] = time.perf_counter() - tic
             results["rows"][name] = row
             print(f"{name}: {json.dumps(row)}")

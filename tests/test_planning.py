@@ -301,12 +301,21 @@ def test_planner_rejects_bad_settings():
 # ---- MPC agent and closed-loop evaluation --------------------------------------------------------
 
 
-def make_agent(execute_steps: int = 1, subgoal_steps: tuple[int, ...] = ()) -> MPCAgent:
+def make_agent(
+    execute_steps: int = 1, subgoal_steps: tuple[int, ...] = (), subgoal_energy: float | None = None
+) -> MPCAgent:
     planner = CEM(
         2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
     )
     energy = GoalEnergy(steps="sum")
-    return MPCAgent(LinearModel(), planner, energy, execute_steps=execute_steps, subgoal_steps=subgoal_steps)
+    return MPCAgent(
+        LinearModel(),
+        planner,
+        energy,
+        execute_steps,
+        subgoal_steps=subgoal_steps,
+        subgoal_energy=subgoal_energy,
+    )
 
 
 def test_agent_replans_with_warm_start_and_action_queue():
@@ -466,14 +475,17 @@ def test_evaluation_writes_gif_and_plot(tmp_path):
 
 
 def test_episode_gif_shows_the_image_planned_toward_at_each_step(tmp_path):
-    """Before the schedule's switch the right panel is the sub-goal image, after it the goal image."""
+    """Before the switch the right panel is the sub-goal image, after it the goal image."""
     frames = [np.zeros((16, 16, 3), np.uint8)] * 5
     subgoal, goal = np.full((16, 16, 3), 200, np.uint8), np.full((16, 16, 3), 50, np.uint8)
-    save_episode_gif(tmp_path / "e.gif", frames, [subgoal, goal], [False] * 5, subgoal_steps=[2], size=16)
+    save_episode_gif(
+        tmp_path / "e.gif", frames, [subgoal, goal], [False] * 5, heading=[0, 0, 1, 1, 1], size=16
+    )
     shown = [frame[-8:, -8:, :3].mean() for frame in imageio.mimread(tmp_path / "e.gif")]
     assert shown == pytest.approx([200, 200, 50, 50, 50], abs=2)
-    with pytest.raises(ValueError, match="2 goal images for a schedule of 0"):
-        save_episode_gif(tmp_path / "f.gif", frames, [subgoal, goal], [False] * 5)
+    for heading in ([0, 1], [0, 0, 1, 2, 1]):
+        with pytest.raises(ValueError, match="one index into the 2 goal images per frame"):
+            save_episode_gif(tmp_path / "f.gif", frames, [subgoal, goal], [False] * 5, heading)
 
 
 def test_wilson_interval_known_values():
@@ -554,6 +566,27 @@ def test_agent_with_subgoals_passes_the_way_point_and_ends_at_the_goal():
         assert info["success"]
     report = evaluate(ViaPointEnv, policy, episodes=3, seed=0, max_steps=40, subgoal_steps=[20])
     assert report.success_rate == 1.0 and report.replans == 3 * 40, report.summary()
+
+
+def test_agent_moves_on_when_the_sub_goal_energy_falls_below_its_threshold():
+    """With subgoal_energy the agent leaves the way-point once it is there, long before the schedule's 30
+    steps; without it, it waits there; the GIF of the evaluation follows the agent's switch."""
+    env = ViaPointEnv()
+    waits, moves_on = make_agent(subgoal_steps=[30]), make_agent(subgoal_steps=[30], subgoal_energy=0.02)
+    for agent in (waits, moves_on):
+        obs, _ = env.reset(seed=0)
+        agent.reset(subgoal_images(env))
+        heading = []
+        for _ in range(30):
+            obs, *_ = env.step(agent.act(obs))
+            heading.append(agent.goal_index)
+        agent.heading = heading
+    assert waits.heading == [0] * 30 and min(waits.energies) < 0.02
+    switch = moves_on.heading.index(1)
+    assert 5 < switch < 25 and moves_on.heading[switch:] == [1] * (30 - switch)
+    assert moves_on.energies[switch - 1] >= 0.02 and env.get_sim_state() == pytest.approx(env.goal, abs=0.05)
+    report = evaluate(ViaPointEnv, moves_on, episodes=3, seed=0, max_steps=40, subgoal_steps=[30])
+    assert report.success_rate == 1.0, report.summary()
 
 
 class RelativeGoalModel(LinearModel):

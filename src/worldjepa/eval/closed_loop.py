@@ -217,7 +217,8 @@ def evaluate(
     `episodes.png` (distance and success over time). The policy gets the goal as the planning protocol
     allows (`worldjepa.planning.goal`): the goal image, or with a sub-goal schedule (`subgoal_steps`, the
     agent's) the env's sub-goal images in order (the goal last); `privileged` adds the simulator's goal
-    states (reference rows only). The GIFs show, beside each frame, the image planned toward then.
+    states (reference rows only). The GIFs show, beside each frame, the image its next action heads for
+    (the policy's `goal_index`).
     """
     if episodes < 1:
         raise UserError(f"evaluate needs episodes >= 1, got {episodes}")
@@ -236,9 +237,11 @@ def evaluate(
         policy.reset(goals_from_observations(shown, privileged))
         keep_frames = gif_dir is not None and i < gif_episodes
         frames = [obs["pixels"]] if keep_frames else []
+        heading = []  # the goal image each action heads for (a policy that plans toward none: the goal)
         distances, successes = [float(info["distance"])], [bool(info["success"])]
         for _ in range(max_steps):
             obs, _, terminated, truncated, info = env.step(policy.act(obs))
+            heading.append(getattr(policy, "goal_index", len(shown) - 1))
             distances.append(float(info["distance"]))
             successes.append(bool(info["success"]))
             if keep_frames:
@@ -254,7 +257,8 @@ def evaluate(
         bar.set_postfix(success=f"{sum(r.success for r in records)}/{len(records)}")
         if keep_frames:
             goals = [o["pixels"] for o in shown]
-            save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goals, successes, subgoal_steps)
+            heading.append(heading[-1])  # the last frame, as the action that led to it
+            save_episode_gif(Path(gif_dir) / f"episode_{i:03d}.gif", frames, goals, successes, heading)
     env.close()
     if gif_dir is not None:
         plot_episodes(

@@ -10,7 +10,10 @@ world model that reads the goal state relative to the current observation, `goal
 Goals follow the planning protocol (`worldjepa.planning.goal`): images, one or an ordered list of
 sub-goals ending with the goal. With `subgoal_steps` (V-JEPA 2-AC's recipe for multi-stage tasks) the
 agent plans toward sub-goal i for subgoal_steps[i] env steps, then the next, and the goal for the rest
-of the episode: a fixed schedule that never looks at what the robot has achieved.
+of the episode: a fixed schedule that never looks at what the robot has achieved. With `subgoal_energy`
+the agent also moves on as soon as the energy of the current observation to its sub-goal (the planning
+energy, one frame, no prediction) falls below that threshold, checked at every re-plan; each sub-goal then
+waits at most its scheduled steps, counted from the switch to it.
 
 `hold_actions` plans one env action per model step and holds it for the step's k env actions: the
 search space shrinks k-fold and every candidate moves in straight segments, where k independent
@@ -25,7 +28,6 @@ without squeezing it, and it slips out when carried.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -56,6 +58,8 @@ class MPCAgent:
 
     plan_times: wall-clock seconds of each re-plan (encode + plan) since the last reset.
     last_plan: the planner's result at the last re-plan; goal: the goal latent it planned toward.
+    goal_index: the goal image the next action heads for (0 = the first sub-goal, the goal last).
+    energies: the energy of the observation to the goal image planned toward, at each re-plan.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class MPCAgent:
         hold_actions: bool = False,
         subgoal_steps: Sequence[int] = (),
         switch_actions: Sequence[int] = (),
+        subgoal_energy: float | None = None,
     ) -> None:
         if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
@@ -100,29 +105,30 @@ class MPCAgent:
         self.energy = energy if energy is not None else GoalEnergy()
         self.execute_steps, self.device = execute_steps, torch.device(device)
         self.frame_skip, self.hold_actions = frame_skip, hold_actions
-        self.switch_at = list(itertools.accumulate(subgoal_steps))
+        self.subgoal_steps, self.subgoal_energy = list(subgoal_steps), subgoal_energy
         self.follow = getattr(world_model, "goal_state_follows_current", False)
         self.goal_images: list[Goal] = []
         self.goals: list[Latent] = []  # encoded once per episode, unless the goal state follows the current
         self.goal: Latent | None = None  # the goal latent of the last re-plan
-        self.goal_index, self.t = 0, 0
+        self.goal_index, self.steps_toward_goal = 0, 0
         self.queue: deque[np.ndarray] = deque()
         self.last_plan: PlanResult | None = None
         self.plan_times: list[float] = []
+        self.energies: list[float] = []
 
     @torch.inference_mode()
     def reset(self, goals: Sequence[Goal]) -> None:
         """Start an episode toward `goals` (sub-goal images in order, the goal last; one image without a
         sub-goal schedule): encode each once, forget the old plan, restart the noise."""
-        if len(goals) != len(self.switch_at) + 1:
+        if len(goals) != len(self.subgoal_steps) + 1:
             raise UserError(
-                f"the agent's sub-goal schedule has {len(self.switch_at)} switches, so it plans toward "
-                f"{len(self.switch_at) + 1} goal images (sub-goals then the goal), got {len(goals)}"
+                f"the agent's sub-goal schedule has {len(self.subgoal_steps)} switches, so it plans toward "
+                f"{len(self.subgoal_steps) + 1} goal images (sub-goals then the goal), got {len(goals)}"
             )
         self.goal_images = list(goals)
         self.goals = [] if self.follow else [self.world_model.encode_goal(goal) for goal in goals]
-        self.goal, self.goal_index, self.t = None, 0, 0
-        self.plan_times = []
+        self.goal, self.goal_index, self.steps_toward_goal = None, 0, 0
+        self.plan_times, self.energies = [], []
         self._restart()
 
     def _restart(self) -> None:
@@ -135,23 +141,39 @@ class MPCAgent:
         """The next action [A] float32: re-plan when the queue of planned actions is empty."""
         if not self.goal_images:
             raise UserError("call MPCAgent.reset(goals) before act(obs)")
-        if self.t in self.switch_at:  # the next sub-goal: plan afresh toward it
-            self.goal_index = self.switch_at.index(self.t) + 1
-            self._restart()
-        self.t += 1
+        if self._on_subgoal() and self.steps_toward_goal == self.subgoal_steps[self.goal_index]:
+            self._next_goal()
         if not self.queue:
             self._replan(obs)
+        self.steps_toward_goal += 1
         return self.queue.popleft()
+
+    def _on_subgoal(self) -> bool:
+        return self.goal_index < len(self.subgoal_steps)
+
+    def _next_goal(self) -> None:
+        """Move on to the next goal image and plan afresh toward it."""
+        self.goal_index, self.steps_toward_goal = self.goal_index + 1, 0
+        self._restart()
+
+    def _goal_latent(self, batch: dict[str, Tensor]) -> Latent:
+        if self.follow:
+            return self.world_model.encode_goal(self.goal_images[self.goal_index], batch)
+        return self.goals[self.goal_index]
 
     def _replan(self, obs: dict[str, np.ndarray]) -> None:
         tic = time.perf_counter()
         batch = obs_to_batch(obs, self.device)
         start = self.world_model.encode(batch)
-        if self.follow:
-            goal = self.world_model.encode_goal(self.goal_images[self.goal_index], batch)
-        else:
-            goal = self.goals[self.goal_index]
+        goal = self._goal_latent(batch)
+        now = Latent(start.visual[:, None], None if start.proprio is None else start.proprio[:, None])
+        energy = float(self.energy(now, goal))
+        if self.subgoal_energy is not None and self._on_subgoal() and energy < self.subgoal_energy:
+            self._next_goal()  # this sub-goal is reached
+            goal = self._goal_latent(batch)
+            energy = float(self.energy(now, goal))
         self.goal = goal
+        self.energies.append(energy)
         warm = None
         if self.last_plan is not None:  # drop the executed env actions, keep the plan's shape
             plan = self.last_plan.actions
@@ -204,4 +226,5 @@ def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.s
         hold_actions=cfg.hold_actions,
         subgoal_steps=cfg.subgoal_steps,
         switch_actions=cfg.switch_actions,
+        subgoal_energy=cfg.subgoal_energy,
     )

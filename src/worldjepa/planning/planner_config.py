@@ -30,7 +30,8 @@ class PlannerConfig:
     action per model step, held for its frame-skip env actions. switch_actions: env action dimensions that
     are on/off commands (a gripper), executed as the low or high bound (`worldjepa.planning.agent`).
     subgoal_steps: the sub-goal schedule (env steps toward each sub-goal image before the next; [] = the
-    goal image only). energy: the goal energy."""
+    goal image only). subgoal_energy: move on to the next sub-goal early once the observation's energy to
+    the current one falls below this (None: the schedule alone). energy: the goal energy."""
 
     kind: Literal["cem", "mppi"] = "cem"
     horizon: int = 3
@@ -48,6 +49,7 @@ class PlannerConfig:
     hold_actions: bool = False
     switch_actions: list[int] = field(default_factory=list)
     subgoal_steps: list[int] = field(default_factory=list)
+    subgoal_energy: float | None = None
     seed: int = 0
     energy: GoalEnergy = field(default_factory=GoalEnergy)
 

@@ -57,24 +57,26 @@ def save_episode_gif(
     frames: Sequence[np.ndarray],
     goals: Sequence[np.ndarray],
     successes: Sequence[bool],
-    subgoal_steps: Sequence[int] = (),
+    heading: Sequence[int] | None = None,
     fps: int = 8,
     size: int = 256,
 ) -> Path:
     """frames: T x [H, W, 3] uint8 (frame t after t steps), successes: T flags -> a looping GIF.
 
-    goals: the goal images in the order they are planned toward (sub-goals, then the goal), switching
-    after subgoal_steps[i] steps as the agent does; each frame shows the one its next action heads for.
+    goals: the goal images in the order they are planned toward (sub-goals, then the goal); heading: T
+    indices into goals, the one each frame's next action heads for (None: the one goal image).
     """
-    if len(goals) != len(subgoal_steps) + 1:
-        raise ValueError(f"{len(goals)} goal images for a schedule of {len(subgoal_steps)} sub-goal switches")
-    switches = np.cumsum(subgoal_steps)
+    heading = [0] * len(frames) if heading is None else heading
+    if len(heading) != len(frames) or not all(0 <= index < len(goals) for index in heading):
+        raise ValueError(
+            f"heading needs one index into the {len(goals)} goal images per frame ({len(frames)})"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images = []
-    for t, (frame, success) in enumerate(zip(frames, successes, strict=True)):
-        index = int(np.searchsorted(switches, t, side="right"))
-        label = "goal" if index == len(switches) else f"sub-goal {index + 1} of {len(switches)}"
+    for t, (frame, success, index) in enumerate(zip(frames, successes, heading, strict=True)):
+        last = len(goals) - 1
+        label = "goal" if index == last else f"sub-goal {index + 1} of {last}"
         images.append(compose_frame(frame, goals[index], t, success, size, label))
     imageio.mimsave(path, images, duration=1000 / fps, loop=0)
     return path
