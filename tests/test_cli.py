@@ -36,3 +36,15 @@ def test_probe_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "worldjepa.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "pretrain" in out.stdout and "collect" in out.stdout
+
+
+def test_collect_takes_the_share_of_expert_episodes(tmp_path):
+    """`--expert-fraction` sets the policy mix, as a world-model preset's `collect.expert_fraction` does."""
+    from worldjepa.data.trajectories import TrajectoryDataset
+
+    out = tmp_path / "data"
+    args = ["collect", "--env", "worldjepa/ArmReach-v0", "--episodes", "3", "--out", str(out), "--workers", "0"]
+    assert main([*args, "--expert-fraction", "1.0"]) == 0
+    assert main([*args, "--expert-fraction", "0.0"]) == 0  # appended
+    data = TrajectoryDataset(out, clip_length=1)
+    assert [data.episode(i)["policy"] for i in range(6)] == ["expert"] * 3 + ["random"] * 3

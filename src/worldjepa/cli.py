@@ -53,6 +53,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
         args.episodes,
         args.out,
         policy=args.policy,
+        expert_fraction=args.expert_fraction,
         workers=args.workers,
         seed=args.seed,
         variation=args.variation,
@@ -162,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, required=True)
     p.add_argument("--out", required=True, help="trajectory folder (appended to if it exists)")
     p.add_argument("--policy", default="mix", help="random | expert | mix (default)")
+    p.add_argument(
+        "--expert-fraction", type=float, default=0.5, help="share of expert episodes in a mix (default 0.5)"
+    )
     p.add_argument("--workers", type=int, default=2, help="env processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variation", default=None, help="visual variation of the arm scene")
