@@ -43,7 +43,17 @@ def test_collect_takes_the_share_of_expert_episodes(tmp_path):
     from worldjepa.data.trajectories import TrajectoryDataset
 
     out = tmp_path / "data"
-    args = ["collect", "--env", "worldjepa/ArmReach-v0", "--episodes", "3", "--out", str(out), "--workers", "0"]
+    args = [
+        "collect",
+        "--env",
+        "worldjepa/ArmReach-v0",
+        "--episodes",
+        "3",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--expert-fraction", "1.0"]) == 0
     assert main([*args, "--expert-fraction", "0.0"]) == 0  # appended
     data = TrajectoryDataset(out, clip_length=1)
