@@ -29,7 +29,6 @@ Prints a markdown table and writes every number to `--out`/motion_probes.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -39,18 +38,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from state_probes import (
+from state_probes import (  # benchmarks/ is on sys.path as a script
     encoders,
+    held_out_episodes,
     linear_probes,
-    make_episodes,
+    probe_arguments,
     with_places,
-)  # benchmarks/ is on sys.path as a script
-from worldjepa.data.trajectories import TrajectoryDataset
+)
 from worldjepa.eval.frozen import FeatureSet, ProbeConfig, train_probe
-from worldjepa.interop.pretrain_run import run_config
 from worldjepa.nn.frame_encoder import FrameEncoder
-from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
-from worldjepa.stages.evaluate import check_unseen_seeds
+from worldjepa.presets import WorldModelPreset, load_config
 
 CLASSES = ("close", "open", "-x", "+x", "-y", "+y", "down", "up", "still")
 CLIP = 4  # frames per clip, the stage-1 clip length
@@ -134,24 +131,13 @@ def top1_loss(scores: torch.Tensor, onehot: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "-c", "--config", default="wm_arm_pickplace", help="world-model preset: env and policy mix"
-    )
-    parser.add_argument("--encoder", required=True, help="the stage-1 run folder (e.g. runs/NAME/encoder)")
-    parser.add_argument("--episodes", type=int, default=150)
-    parser.add_argument("--probe-epochs", type=int, default=30, help="attentive probe epochs")
-    parser.add_argument("--out", default="runs/bench/motion_probes")
-    parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. env.variation=colors")
+    parser = probe_arguments(__doc__.splitlines()[0], "wm_arm_pickplace", 150, "runs/bench/motion_probes")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides, WorldModelPreset)
     if not cfg.env.id.startswith("worldjepa/Arm"):
         parser.error(f"motion classes are defined for the arm worlds, not {cfg.env.id}")
-    stage1 = run_config(args.encoder)
-    if stage1.data.dataset == "trajectories":
-        check_unseen_seeds(TrajectoryDataset(stage1.data.root, clip_length=1).episode_seeds, stage1.data.root)
     tic = time.perf_counter()
-    episodes = make_episodes(cfg, args.episodes, SPLIT_SEEDS["test"])
+    episodes = held_out_episodes(cfg, args.encoder, args.episodes)
     frames = np.concatenate([e["frames"] for e in episodes])
     clips = make_clips(episodes)
     episode = torch.from_numpy(clips["episode"])

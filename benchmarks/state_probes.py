@@ -168,23 +168,32 @@ def error(predictions: torch.Tensor, truth: torch.Tensor) -> float:
     return (predictions.double() - truth.double()).norm(dim=1).mean().item()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "-c", "--config", default="wm_arm_reach", help="world-model preset: env and policy mix"
-    )
+def probe_arguments(description: str, config: str, episodes: int, out: str) -> argparse.ArgumentParser:
+    """The command line of the probe benchmarks: preset, stage-1 run, episode count, probe epochs, output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-c", "--config", default=config, help="world-model preset: env and policy mix")
     parser.add_argument("--encoder", required=True, help="the stage-1 run folder (e.g. runs/NAME/encoder)")
-    parser.add_argument("--episodes", type=int, default=60)
+    parser.add_argument("--episodes", type=int, default=episodes)
     parser.add_argument("--probe-epochs", type=int, default=30, help="attentive probe epochs")
-    parser.add_argument("--out", default="runs/bench/state_probes")
+    parser.add_argument("--out", default=out)
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. env.variation=colors")
-    args = parser.parse_args()
-    cfg = load_config(args.config, args.overrides, WorldModelPreset)
-    stage1 = run_config(args.encoder)
+    return parser
+
+
+def held_out_episodes(cfg: WorldModelPreset, encoder_run: str, count: int) -> list[dict]:
+    """`count` episodes from the test seeds, once they are checked against the stage-1 run's data."""
+    stage1 = run_config(encoder_run)
     if stage1.data.dataset == "trajectories":
         check_unseen_seeds(TrajectoryDataset(stage1.data.root, clip_length=1).episode_seeds, stage1.data.root)
+    return make_episodes(cfg, count, SPLIT_SEEDS["test"])
+
+
+def main() -> None:
+    parser = probe_arguments(__doc__.splitlines()[0], "wm_arm_reach", 60, "runs/bench/state_probes")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides, WorldModelPreset)
     tic = time.perf_counter()
-    episodes = make_episodes(cfg, args.episodes, SPLIT_SEEDS["test"])
+    episodes = held_out_episodes(cfg, args.encoder, args.episodes)
     frames = np.concatenate([e["frames"] for e in episodes])
     episode_of = torch.from_numpy(np.repeat(np.arange(len(episodes)), [len(e["frames"]) for e in episodes]))
     train = torch.nonzero(episode_of % 3 != 2).flatten()
