@@ -14,7 +14,8 @@ probes, on clips of the arm worlds:
 - recognition: a clip's own motion; anticipation: the next different motion (of the window that starts at
   the clip's last frame), from clips whose next motion differs from their own;
 - two probes read every token of the clip: linear (ridge regression to the one-hot class, penalty chosen
-  on training episodes left out) and attentive (V-JEPA's cross-attention probe, `worldjepa.eval.frozen`);
+  on training episodes left out) and attentive (V-JEPA's cross-attention probe, `worldjepa.eval.frozen`,
+  on the tokens standardised at each place, with a code of the place: `state_probes.attentive_input`);
   the video encoder encodes the clip as one video (V-JEPA's frozen evaluation); the pixel baseline is
   each frame's raw patches side by side;
 - encoders: the stage-1 run's (pretrained), a random-init encoder of the same shape, raw pixel patches.
@@ -39,11 +40,11 @@ import torch
 import torch.nn.functional as F
 
 from state_probes import (  # benchmarks/ is on sys.path as a script
+    attentive_input,
     encoders,
     held_out_episodes,
     linear_probes,
     probe_arguments,
-    with_places,
 )
 from worldjepa.eval.frozen import FeatureSet, ProbeConfig, train_probe
 from worldjepa.nn.frame_encoder import FrameEncoder
@@ -103,10 +104,10 @@ def make_clips(episodes: list[dict], stride: int = 2) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def clip_tokens(
     encoder: torch.nn.Module, frames: np.ndarray, clips: np.ndarray, batch: int = 128
-) -> torch.Tensor:
-    """Every token of each clip, layer-normed, with its place: a video encoder encodes the clip as one
-    video, an image encoder (raw pixel patches) each frame, side by side. frames uint8 [F, H, W, 3], clips
-    [M, CLIP]."""
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Every token of each clip, layer-normed, and the tokens' (t, h, w) grid: a video encoder encodes the
+    clip as one video, an image encoder (raw pixel patches) each frame, side by side. frames uint8
+    [F, H, W, 3], clips [M, CLIP]."""
     view = FrameEncoder(encoder)  # only its input transform: crop, resize, normalise
     video = encoder.grid[0] > 1
     out = []
@@ -115,8 +116,7 @@ def clip_tokens(
         x = view.pixels_to_input(pixels).unflatten(0, (-1, CLIP))  # [B, CLIP, 3, h, w]
         tokens = encoder(x.transpose(1, 2)) if video else encoder(x.flatten(0, 1)).unflatten(0, (-1, CLIP))
         out.append(F.layer_norm(tokens.flatten(1, -2).float(), tokens.shape[-1:]))
-    grid = encoder.grid if video else (CLIP, *encoder.grid[1:])
-    return with_places(torch.cat(out), grid)
+    return torch.cat(out), encoder.grid if video else (CLIP, *encoder.grid[1:])
 
 
 def class_mean_recall(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -165,22 +165,25 @@ def main() -> None:
     results["clips"] = {
         task: {split: len(t[split]) for split in ("train", "test")} for task, t in tasks.items()
     }
-    protocol = ProbeConfig(kind="attentive", task="classification", epochs=args.probe_epochs)
+    protocol = ProbeConfig(
+        kind="attentive", task="classification", epochs=args.probe_epochs, depth=args.probe_depth
+    )
     with tempfile.TemporaryDirectory() as scratch:
         models = encoders(Path(args.encoder), Path(scratch))
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
         for name, encoder in models.items():
             tic = time.perf_counter()
-            x = clip_tokens(encoder, frames, clips["frames"])
+            x, grid = clip_tokens(encoder, frames, clips["frames"])
             row = {}
             for task, t in tasks.items():
                 train, test, labels = t["train"], t["test"], t["labels"]
                 onehot = {task: F.one_hot(labels.clamp_min(0), len(CLASSES)).double()}
                 val = train[episode[train] % 4 == 0]
                 linear = linear_probes(x, onehot, train, test, val, top1_loss)[task]
+                read = attentive_input(x, grid, train)
                 probe = train_probe(
-                    FeatureSet(x[train], labels[train]),
-                    FeatureSet(x[test], labels[test]),
+                    FeatureSet(read[train], labels[train]),
+                    FeatureSet(read[test], labels[test]),
                     protocol,
                     num_heads=heads,
                 )

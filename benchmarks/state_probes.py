@@ -7,7 +7,8 @@ state and report the held-out error in the state's units:
 - arm worlds: the grasp point (cm, Euclidean), the gripper opening (cm) and, with a block, the block's
   centre (cm, Euclidean); Two Rooms: the agent position (px); DMC reacher: the joint angles (rad);
 - two probes: linear (ridge regression on all tokens concatenated, its penalty chosen on a validation
-  part of the training episodes) and attentive (V-JEPA's cross-attention probe, `worldjepa.eval.frozen`);
+  part of the training episodes) and attentive (V-JEPA's cross-attention probe, `worldjepa.eval.frozen`,
+  on the tokens standardised at each place, with a code of the place: `attentive_input`);
 - three encoders, the world model's ablations: the stage-1 run's encoder (pretrained), a random-init
   encoder of the same shape (stage 1 skipped), and raw pixel patches of the same patch size.
 
@@ -106,18 +107,26 @@ def encoders(encoder_run: Path, scratch: Path) -> dict[str, torch.nn.Module]:
 
 
 @torch.no_grad()
-def tokens(encoder: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """The world model's latent of each frame, every token, with its place: uint8 [M, H, W, 3] -> [M, N, D]."""
+def tokens(
+    encoder: torch.nn.Module, frames: np.ndarray, batch: int = 256
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The world model's latent of each frame, every token: uint8 [M, H, W, 3] -> [M, N, D], and the
+    tokens' (t, h, w) grid."""
     frame_encoder = FrameEncoder(encoder, "grid")
     pixels = torch.from_numpy(frames)
     x = torch.cat([frame_encoder(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
-    return with_places(x, (1, *frame_encoder.grid))
+    return x, (1, *frame_encoder.grid)
 
 
-def with_places(x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    """Tokens [M, T*H*W, D] plus a fixed sin-cos code of each one's (t, h, w) place. A probe that pools
-    tokens (the attentive probe) must know where each was, and the tokens of a RoPE encoder or raw pixel
-    patches do not say; the code is the same for every encoder, and a linear probe is blind to it."""
+def attentive_input(x: torch.Tensor, grid: tuple[int, ...], fit: torch.Tensor) -> torch.Tensor:
+    """Tokens [M, T*H*W, D] as the attentive probe reads them: each feature of each token place
+    standardised with the statistics of the `fit` examples (the ridge probe's features are too), then a
+    fixed sin-cos code of the place added. Standardising takes away what every frame shows at a place
+    (table, walls, the resting arm), which otherwise swamps the few tokens that change: on the raw tokens
+    the probe stayed at chance on the motion clips. The place code comes after it (standardising would
+    remove it) because a probe that pools tokens must know where each was, and the tokens of a RoPE
+    encoder or raw pixel patches do not say; it is the same for every encoder."""
+    x = (x - x[fit].mean(0)) / x[fit].std(0).clamp_min(1e-6)
     return x + sincos_table(x.shape[-1], grid, video=True).to(x)
 
 
@@ -175,6 +184,9 @@ def probe_arguments(description: str, config: str, episodes: int, out: str) -> a
     parser.add_argument("--encoder", required=True, help="the stage-1 run folder (e.g. runs/NAME/encoder)")
     parser.add_argument("--episodes", type=int, default=episodes)
     parser.add_argument("--probe-epochs", type=int, default=30, help="attentive probe epochs")
+    parser.add_argument(
+        "--probe-depth", type=int, default=1, help="attentive probe blocks (1: V-JEPA's, 4: V-JEPA 2's)"
+    )
     parser.add_argument("--out", default=out)
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. env.variation=colors")
     return parser
@@ -212,14 +224,17 @@ def main() -> None:
     results["mean_baseline"] = {
         n: error(y[train].mean(0).expand_as(y[test]), y[test]) for n, y in goals.items()
     }
-    protocol = ProbeConfig(kind="attentive", task="regression", epochs=args.probe_epochs)
+    protocol = ProbeConfig(
+        kind="attentive", task="regression", epochs=args.probe_epochs, depth=args.probe_depth
+    )
     with tempfile.TemporaryDirectory() as scratch:
         models = encoders(Path(args.encoder), Path(scratch))
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
         for name, encoder in models.items():
             tic = time.perf_counter()
-            x = tokens(encoder, frames)
+            x, grid = tokens(encoder, frames)
             linear = linear_probes(x, goals, train, test, val)
+            x = attentive_input(x, grid, train)
             row = {}
             for target, y in goals.items():
                 y = y.float()

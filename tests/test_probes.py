@@ -92,6 +92,18 @@ def test_attentive_probe_reads_the_one_token_that_holds_the_answer():
     assert linear.test_metric < 0.7
 
 
+def test_deeper_probe_runs_self_attention_blocks_first_and_still_reads_the_marked_token():
+    probe = AttentiveProbe(16, 2, 4, depth=4)  # V-JEPA 2's probe: 3 self-attention blocks, then the query
+    assert len(probe.blocks) == 3
+    train, test = marked_token(256, 0), marked_token(256, 1)
+    protocol = ProbeConfig("attentive", epochs=40, lr=1e-3, batch_size=32, depth=4)
+    assert train_probe(train, test, protocol, num_heads=2).test_metric >= 0.95
+    with pytest.raises(UserError, match="depth must be >= 1"):
+        AttentiveProbe(16, 2, 4, depth=0)
+    with pytest.raises(UserError, match="probe.depth must be >= 1"):
+        ProbeConfig("attentive", depth=0)
+
+
 def test_linear_regression_target_gives_r2_near_one_and_runs_are_deterministic():
     g = torch.Generator().manual_seed(0)
     tokens = torch.randn(300, 4, 16, generator=g)

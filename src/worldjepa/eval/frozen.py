@@ -33,11 +33,14 @@ class ProbeConfig:
     """The `probe:` section of a pretraining preset (`worldjepa probe`): the frozen-evaluation protocol.
 
     kind: linear (on mean-pooled tokens) | attentive (V-JEPA's cross-attention probe on every token);
-    task: classification (accuracy) | regression (R^2) of the built-in evaluation set's labels.
+    task: classification (accuracy) | regression (R^2) of the built-in evaluation set's labels;
+    depth: the attentive probe's blocks (1: V-JEPA's single cross-attention; 4: V-JEPA 2's, three
+    self-attention blocks on the tokens first).
     """
 
     kind: Literal["linear", "attentive"] = "attentive"
     task: Literal["classification", "regression"] = "classification"
+    depth: int = 1
     epochs: int = 30
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -45,9 +48,10 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         _check_kind_and_task(self.kind, self.task)
-        if min(self.epochs, self.batch_size) < 1:
+        if min(self.epochs, self.batch_size, self.depth) < 1:
             raise UserError(
-                f"probe.epochs and probe.batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+                "probe.epochs, probe.batch_size and probe.depth must be >= 1, got "
+                f"{self.epochs}, {self.batch_size}, {self.depth}"
             )
 
 
@@ -218,7 +222,9 @@ def train_probe(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         probe = (
-            LinearProbe(dim, num_outputs) if kind == "linear" else AttentiveProbe(dim, num_heads, num_outputs)
+            LinearProbe(dim, num_outputs)
+            if kind == "linear"
+            else AttentiveProbe(dim, num_heads, num_outputs, depth=protocol.depth)
         )
     probe.to(device)
     x_train_dev, y_train_dev = x_train.to(device), y_train.to(device)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from worldjepa.errors import UserError
-from worldjepa.nn.attention import attention
+from worldjepa.nn.attention import Block, attention
 
 
 class LinearProbe(nn.Module):
@@ -40,16 +40,26 @@ class AttentiveProbe(nn.Module):
     query [1, 1, D] -> q = query + CrossAttn(query, LN(tokens)) -> q = q + MLP(LN(q)) -> LN -> Linear.
     The heads should equal the encoder's heads. Unlike mean pooling, the query can pick out the few
     tokens that carry the answer (a moving object in a video, a small shape in an image).
+
+    `depth` > 1 is V-JEPA 2's deeper probe (4 in its evaluations): depth - 1 self-attention blocks run
+    on the tokens before the query reads them. A single query takes a weighted mean of the tokens, which
+    cannot tell which token came with which: "the arm here in frame 1 and there in frame 4" and the
+    reverse give one mean; tokens that first attend to each other can carry that relation.
     """
 
-    def __init__(self, dim: int, num_heads: int, num_outputs: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, num_outputs: int, mlp_ratio: float = 4.0, depth: int = 1
+    ) -> None:
         super().__init__()
+        if depth < 1:
+            raise UserError(f"attentive probe depth must be >= 1 (1: V-JEPA's, 4: V-JEPA 2's), got {depth}")
         if dim % num_heads:
             raise UserError(
                 f"attentive probe: width {dim} is not divisible by {num_heads} heads; "
                 "use the encoder's head count (it divides the encoder width)"
             )
         self.num_heads = num_heads
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio) for _ in range(depth - 1))
         self.query = nn.Parameter(torch.zeros(1, 1, dim))
         self.norm_tokens = nn.LayerNorm(dim, eps=1e-6)
         self.q = nn.Linear(dim, dim)
@@ -72,6 +82,8 @@ class AttentiveProbe(nn.Module):
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, N, D] -> one attention-pooled vector per example [B, D]."""
+        for block in self.blocks:
+            tokens = block(tokens)
         batch, num_tokens, dim = tokens.shape
         head_dim = dim // self.num_heads
         query = self.query.expand(batch, -1, -1)  # [B, 1, D]
