@@ -621,6 +621,55 @@ def test_agent_re_reads_a_relative_goal_state_at_every_re_plan():
     np.testing.assert_allclose([c["state"][0].numpy() for c in model.goal_calls], observed[::2])
 
 
+class OffsetReadModel(LinearModel):
+    """Reads the goal state as the current state plus the next scripted offset (a pair readout whose
+    reads differ from re-plan to re-plan); its latents carry the state as proprioception too."""
+
+    goal_state_follows_current = True
+
+    def __init__(self, offsets: list[tuple[float, float]]) -> None:
+        super().__init__()
+        self.offsets = [torch.tensor(o) for o in offsets]
+
+    def encode(self, obs):
+        state = obs["state"].float()
+        return Latent(state[:, None, :], state)
+
+    def encode_goal(self, goal, current=None):
+        read = current["state"][0].float() + self.offsets.pop(0)
+        return Latent(read[None, None, :], read[None])
+
+    def unroll(self, latent, actions):
+        predicted = super().unroll(latent, actions).visual
+        return Latent(predicted, predicted[:, :, 0, :])
+
+
+@pytest.mark.parametrize("scale", [None, 0.1])
+def test_goal_reads_are_pooled_by_how_near_they_were_read(scale):
+    """With `goal_read_scale` the agent plans toward the mean of its reads of one goal, each weighted by
+    1 / (d^2 + scale^2), d the read's distance from the state it was read at; without, the latest read."""
+    env = ViaPointEnv()
+    offsets = [(0.3, 0.4), (0.0, 0.1)]  # a far read (0.5 away), then a near one (0.1)
+    model = OffsetReadModel(offsets)
+    planner = CEM(2, horizon=2, samples=8, top_k=2, iterations=1, init_std=STEP, **CEM_PAPER)
+    agent = MPCAgent(model, planner, GoalEnergy(proprio_weight=1.0), execute_steps=2, goal_read_scale=scale)
+    obs, _ = env.reset(seed=0)
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
+    reads = []
+    for step in range(4):
+        if step % 2 == 0:  # a re-plan reads the goal against this observation
+            reads.append(torch.as_tensor(obs["state"]).float() + torch.tensor(offsets[step // 2]))
+        obs, *_ = env.step(agent.act(obs))
+    if scale is None:
+        expected = reads[1]
+    else:
+        weights = [1 / (0.5**2 + scale**2), 1 / (0.1**2 + scale**2)]
+        expected = (weights[0] * reads[0] + weights[1] * reads[1]) / sum(weights)
+    torch.testing.assert_close(agent.goal.proprio[0], expected)
+    with pytest.raises(UserError, match="goal_read_scale must be > 0"):
+        PlannerConfig(goal_read_scale=0.0)
+
+
 class GoalRecorder:
     """A policy that keeps the goals it was reset with and stands still."""
 

@@ -74,6 +74,7 @@ class MPCAgent:
         subgoal_steps: Sequence[int] = (),
         switch_actions: Sequence[int] = (),
         subgoal_energy: float | None = None,
+        goal_read_scale: float | None = None,
     ) -> None:
         if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
@@ -107,6 +108,8 @@ class MPCAgent:
         self.frame_skip, self.hold_actions = frame_skip, hold_actions
         self.subgoal_steps, self.subgoal_energy = list(subgoal_steps), subgoal_energy
         self.follow = getattr(world_model, "goal_state_follows_current", False)
+        self.goal_read_scale = goal_read_scale
+        self.goal_reads: list[tuple[Tensor, Tensor]] = []  # (weight, weight x read) sums per goal image
         self.goal_images: list[Goal] = []
         self.goals: list[Latent] = []  # encoded once per episode, unless the goal state follows the current
         self.goal: Latent | None = None  # the goal latent of the last re-plan
@@ -129,6 +132,7 @@ class MPCAgent:
         self.goals = [] if self.follow else [self.world_model.encode_goal(goal) for goal in goals]
         self.goal, self.goal_index, self.steps_toward_goal = None, 0, 0
         self.plan_times, self.energies = [], []
+        self.goal_reads = [(torch.zeros(()), torch.zeros(())) for _ in goals]
         self._restart()
 
     def _restart(self) -> None:
@@ -157,9 +161,19 @@ class MPCAgent:
         self._restart()
 
     def _goal_latent(self, batch: dict[str, Tensor]) -> Latent:
-        if self.follow:
-            return self.world_model.encode_goal(self.goal_images[self.goal_index], batch)
-        return self.goals[self.goal_index]
+        if not self.follow:
+            return self.goals[self.goal_index]
+        goal = self.world_model.encode_goal(self.goal_images[self.goal_index], batch)
+        if self.goal_read_scale is None or goal.proprio is None:
+            return goal
+        # The goal state is one fixed point read again from every observation: pool the reads, trusting
+        # each by how near it was read (a read of a small change is sharper than one across the table).
+        distance = (goal.proprio - batch["state"].to(goal.proprio)).norm()
+        weight = 1.0 / (distance**2 + self.goal_read_scale**2)
+        total, weighted = self.goal_reads[self.goal_index]
+        total, weighted = total + weight, weighted + weight * goal.proprio
+        self.goal_reads[self.goal_index] = (total, weighted)
+        return Latent(goal.visual, weighted / total)
 
     def _replan(self, obs: dict[str, np.ndarray]) -> None:
         tic = time.perf_counter()
@@ -227,4 +241,5 @@ def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.s
         subgoal_steps=cfg.subgoal_steps,
         switch_actions=cfg.switch_actions,
         subgoal_energy=cfg.subgoal_energy,
+        goal_read_scale=cfg.goal_read_scale,
     )

@@ -31,7 +31,10 @@ class PlannerConfig:
     are on/off commands (a gripper), executed as the low or high bound (`worldjepa.planning.agent`).
     subgoal_steps: the sub-goal schedule (env steps toward each sub-goal image before the next; [] = the
     goal image only). subgoal_energy: move on to the next sub-goal early once the observation's energy to
-    the current one falls below this (None: the schedule alone). energy: the goal energy."""
+    the current one falls below this (None: the schedule alone). goal_read_scale: with a world model
+    that re-reads the goal state at every re-plan (a pair readout), plan toward the mean of all reads of
+    this goal so far, each weighted by 1 / (d^2 + scale^2), d its distance from the current state (reads
+    near the goal are sharper); None: the latest read alone. energy: the goal energy."""
 
     kind: Literal["cem", "mppi"] = "cem"
     horizon: int = 3
@@ -50,10 +53,13 @@ class PlannerConfig:
     switch_actions: list[int] = field(default_factory=list)
     subgoal_steps: list[int] = field(default_factory=list)
     subgoal_energy: float | None = None
+    goal_read_scale: float | None = None
     seed: int = 0
     energy: GoalEnergy = field(default_factory=GoalEnergy)
 
     def __post_init__(self) -> None:
+        if self.goal_read_scale is not None and not self.goal_read_scale > 0:
+            raise UserError(f"planner.goal_read_scale must be > 0 (or null), got {self.goal_read_scale}")
         if self.kind == "cem" and not 1 <= self.top_k <= self.samples:
             raise UserError(f"planner.top_k must be in [1, planner.samples={self.samples}], got {self.top_k}")
 
