@@ -58,9 +58,7 @@ def _episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) 
     return reset_seed, policy, int(rng.integers(2**31))
 
 
-def run_episode(
-    env: gym.Env, reset_seed: int, policy: str, policy_seed: int, noise: float
-) -> dict[str, Any]:
+def run_episode(env: gym.Env, reset_seed: int, policy: str, policy_seed: int, noise: float) -> dict[str, Any]:
     """Roll one episode until the env ends it; `noise` is a fraction of the action half-range."""
     rng = np.random.default_rng(policy_seed)
     space = env.action_space
