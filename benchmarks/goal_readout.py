@@ -5,7 +5,9 @@ Under the planning protocol the planner's goal state is the readout's estimate f
 episode of a seed split (the model's training seeds are checked first), the env's goal image goes
 through the readout and is compared with the simulator's goal state, which only this measurement sees.
 Also reported: the same on the episode's first frame, a training-like image (goal images are poses at
-the edge of what the data covers).
+the edge of what the data covers). A pair readout (`state_readout.pair`) reads every image relative to the
+episode's first frame and the arm's state there, as the agent's first re-plan does (its first-frame error
+is then the error of reading no change).
 
     python benchmarks/goal_readout.py --model checkpoints/arm_reach --split test --episodes 50 [env.variation=colors]
 
@@ -25,9 +27,15 @@ from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
 from worldjepa.stages.evaluate import check_world_model
 
 
-def grasp_error_cm(world_model: ACWorldModel, observation: dict[str, np.ndarray]) -> float:
-    pixels = torch.from_numpy(np.ascontiguousarray(observation["pixels"]))[None]
-    read = world_model.read_state(pixels)[0, :3].cpu().numpy()
+def as_batch(observation: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(observation[k]))[None] for k in ("pixels", "state")}
+
+
+def grasp_error_cm(
+    world_model: ACWorldModel, observation: dict[str, np.ndarray], start: dict[str, np.ndarray]
+) -> float:
+    reference = as_batch(start) if world_model.goal_state_follows_current else None
+    read = world_model.read_state(as_batch(observation)["pixels"], reference)[0, :3].cpu().numpy()
     return float(100 * np.linalg.norm(read - observation["state"][:3]))
 
 
@@ -50,8 +58,8 @@ def main() -> None:
     goal_errors, start_errors = [], []
     for seed in range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes):
         start, _ = env.reset(seed=seed)
-        goal_errors.append(grasp_error_cm(world_model, env.unwrapped.goal_observation()))
-        start_errors.append(grasp_error_cm(world_model, start))
+        goal_errors.append(grasp_error_cm(world_model, env.unwrapped.goal_observation(), start))
+        start_errors.append(grasp_error_cm(world_model, start, start))
     env.close()
     summary = {
         "model": args.model,
