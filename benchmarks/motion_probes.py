@@ -41,12 +41,14 @@ import torch.nn.functional as F
 
 from state_probes import (  # benchmarks/ is on sys.path as a script
     attentive_input,
+    attentive_protocol,
     encoders,
     held_out_episodes,
     linear_probes,
     probe_arguments,
+    write_results,
 )
-from worldjepa.eval.frozen import FeatureSet, ProbeConfig, train_probe
+from worldjepa.eval.frozen import FeatureSet, train_probe
 from worldjepa.nn.frame_encoder import FrameEncoder
 from worldjepa.presets import WorldModelPreset, load_config
 
@@ -165,9 +167,7 @@ def main() -> None:
     results["clips"] = {
         task: {split: len(t[split]) for split in ("train", "test")} for task, t in tasks.items()
     }
-    protocol = ProbeConfig(
-        kind="attentive", task="classification", epochs=args.probe_epochs, depth=args.probe_depth
-    )
+    protocol = attentive_protocol(args, "classification")
     with tempfile.TemporaryDirectory() as scratch:
         models = encoders(Path(args.encoder), Path(scratch))
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
@@ -196,9 +196,7 @@ def main() -> None:
             results["rows"][name] = row
             print(f"{name}: {json.dumps(row)}")
     print_table(results)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "motion_probes.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.out, "motion_probes")
 
 
 def print_table(results: dict) -> None:

@@ -192,6 +192,18 @@ def probe_arguments(description: str, config: str, episodes: int, out: str) -> a
     return parser
 
 
+def attentive_protocol(args: argparse.Namespace, task: str) -> ProbeConfig:
+    """The attentive probe's protocol from the probe command line (`probe_arguments`)."""
+    return ProbeConfig(kind="attentive", task=task, epochs=args.probe_epochs, depth=args.probe_depth)
+
+
+def write_results(results: dict, out: str, name: str) -> None:
+    """Every number of a probe benchmark as `out`/`name`.json."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 def held_out_episodes(cfg: WorldModelPreset, encoder_run: str, count: int) -> list[dict]:
     """`count` episodes from the test seeds, once they are checked against the stage-1 run's data."""
     stage1 = run_config(encoder_run)
@@ -224,9 +236,7 @@ def main() -> None:
     results["mean_baseline"] = {
         n: error(y[train].mean(0).expand_as(y[test]), y[test]) for n, y in goals.items()
     }
-    protocol = ProbeConfig(
-        kind="attentive", task="regression", epochs=args.probe_epochs, depth=args.probe_depth
-    )
+    protocol = attentive_protocol(args, "regression")
     with tempfile.TemporaryDirectory() as scratch:
         models = encoders(Path(args.encoder), Path(scratch))
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
@@ -253,9 +263,7 @@ def main() -> None:
             results["rows"][name] = row
             print(f"{name}: {json.dumps(row)}")
     print_table(results)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "state_probes.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results, args.out, "state_probes")
 
 
 def print_table(results: dict) -> None:
