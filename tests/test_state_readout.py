@@ -1,5 +1,7 @@
 """The state readout (goal state from a goal image) and the scene randomisation it is fitted with."""
 
+import math
+
 import pytest
 import torch
 
@@ -116,3 +118,56 @@ def test_pair_readout_needs_episodes_in_one_piece():
 def test_scene_augment_share_is_checked():
     with pytest.raises(UserError, match="scene_augment"):
         StateReadoutFitConfig(scene_augment=1.5)
+
+
+def dial_frames(episodes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames [20 * episodes, 32, 32, 3] of a clock hand (a line from the centre, 11 px long, to a dot)
+    at angle a; the angle walks by up to a full turn per episode and the state is the unwrapped angle (an
+    unlimited joint: the picture does not show the turns)."""
+    generator = torch.Generator().manual_seed(seed)
+    start = torch.rand(episodes, 1, generator=generator) * 2 * math.pi
+    steps = torch.randn(episodes, 20, generator=generator) * 0.8
+    angles = (start + steps.cumsum(1)).flatten()
+    rows = torch.arange(SIZE).view(1, 1, SIZE, 1).float() - 15.5
+    cols = torch.arange(SIZE).view(1, 1, 1, SIZE).float() - 15.5
+    along = torch.linspace(0, 11, 12).view(1, 12, 1, 1)
+    x, y = along * angles.cos().view(-1, 1, 1, 1), along * angles.sin().view(-1, 1, 1, 1)
+    inside = ((cols - x).pow(2) + (rows - y).pow(2) <= 2.5).any(dim=1)
+    frames = torch.full((len(angles), SIZE, SIZE, 3), 80, dtype=torch.uint8)
+    frames[inside] = 240
+    return frames, angles[:, None]
+
+
+@pytest.mark.slow
+def test_periodic_pair_readout_reads_an_unlimited_joint_the_shortest_way_round():
+    """With the angle marked periodic, a pair readout fitted on clock-hand pictures whose states count
+    whole turns reads the change between two new pictures the shortest way round (rad): any two pictures,
+    not only two of one episode."""
+    frames, states = dial_frames(80, seed=0)
+    readout = StateReadout(1, SIZE, width=8, pair=True)
+    cfg = StateReadoutFitConfig(
+        steps=600, batch_size=64, lr=3e-3, width=8, validation=0.0, pair=True, periodic=[0]
+    )
+    fit_state_readout(
+        readout, frames, states, torch.arange(1600) // 20, to_input, cfg, "cpu", progress_bar=False
+    )
+    test, angles = dial_frames(10, seed=1)
+    with torch.no_grad():
+        change = readout(to_input(test[100:]), to_input(test[:100]))[:, 0]
+    shortest = torch.remainder(angles[100:, 0] - angles[:100, 0] + math.pi, 2 * math.pi) - math.pi
+    wrapped_error = (torch.remainder(change - shortest + math.pi, 2 * math.pi) - math.pi).abs()
+    assert wrapped_error.mean() < 0.35 and change.abs().max() < math.pi + 0.5, (wrapped_error.mean(), change)
+
+
+def test_periodic_state_needs_a_pair_readout():
+    with pytest.raises(UserError, match="pair=true"):
+        StateReadoutFitConfig(periodic=[0])
+    with pytest.raises(UserError, match="outside"):
+        fit_state_readout(
+            StateReadout(2, SIZE, 8, pair=True),
+            *square_frames(8, seed=0),
+            torch.zeros(8, dtype=torch.long),
+            to_input,
+            StateReadoutFitConfig(steps=1, batch_size=4, width=8, validation=0.0, pair=True, periodic=[2]),
+            "cpu",
+        )

@@ -7,6 +7,10 @@ training frames' statistics and a mean squared error, under bf16 autocast with c
 (the frames of one episode look alike), and their error is reported per state value, in state units:
 how far off a goal state read from a goal image is.
 
+State values that are angles of an unlimited joint (`periodic`, e.g. DMC reacher's shoulder, whose full
+turn is the same picture) are read by a pair readout as the change the shortest way round, wrapped into
+[-pi, pi): the goal angle is then the current one plus that change, the nearest turn of the pose shown.
+
 With `scene_augment` > 0 that share of every batch is drawn in a random scene look
 (`worldjepa.data.scene_augment`), so that goal images from scenes the data never showed (other colours,
 lights, a textured table, distractors) are still read; the held-out error is measured on plain frames.
@@ -14,8 +18,9 @@ lights, a textured table, distractors) are still read; the held-out error is mea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,7 +39,8 @@ class StateReadoutFitConfig:
     """The `world_model.state_readout` section: a network `width` channels wide, trained with AdamW and a
     one-cycle lr over `steps` batches; `validation` is the share of episodes held out to measure it;
     `scene_augment` the share of each batch given a random scene look; `pair` reads the state change
-    from the current image to the goal image instead of the goal image's state (`StateReadout`)."""
+    from the current image to the goal image instead of the goal image's state (`StateReadout`);
+    `periodic` the state values that are angles of an unlimited joint (pair readouts only)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -43,6 +49,7 @@ class StateReadoutFitConfig:
     validation: float = 0.1
     scene_augment: float = 0.0
     pair: bool = False
+    periodic: list[int] = field(default_factory=list)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,6 +63,11 @@ class StateReadoutFitConfig:
                 "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment in "
                 f"[0, 1] and lr > 0, got {self.steps}, {self.batch_size}, {self.width}, {self.validation}, "
                 f"{self.scene_augment} and {self.lr}"
+            )
+        if self.periodic and not self.pair:
+            raise UserError(
+                f"state_readout.periodic={self.periodic} needs state_readout.pair=true: one picture of an unlimited "
+                "joint does not show how many turns it has made, a pair shows the change the shortest way round"
             )
 
 
@@ -106,6 +118,10 @@ def fit_state_readout(
         raise UserError(
             f"the state readout predicts {readout.state_dim}-D states, the data has {states.shape[1]}"
         )
+    if any(not 0 <= i < readout.state_dim for i in cfg.periodic):
+        raise UserError(
+            f"state_readout.periodic={cfg.periodic} names values outside the {readout.state_dim}-D state"
+        )
     generator = torch.Generator().manual_seed(cfg.seed)
     names = episodes.unique()
     held = names[torch.randperm(len(names), generator=generator)[: int(cfg.validation * len(names))]]
@@ -120,7 +136,11 @@ def fit_state_readout(
         return same_episode_partners(indices, episodes, generator), indices
 
     def targets(read: Tensor, reference: Tensor | None) -> Tensor:
-        return states[read] if reference is None else states[read] - states[reference]
+        if reference is None:
+            return states[read]
+        change = states[read] - states[reference]
+        change[:, cfg.periodic] = torch.remainder(change[:, cfg.periodic] + math.pi, 2 * math.pi) - math.pi
+        return change
 
     def inputs(read: Tensor, reference: Tensor | None, looks: float) -> tuple[Tensor, Tensor | None]:
         """Model inputs of the frames (and references), a share `looks` of them (pairs together) in a
