@@ -7,7 +7,12 @@ import torch
 
 from worldjepa.data.scene_augment import scene_augment
 from worldjepa.errors import UserError
-from worldjepa.methods.state_readout_fit import StateReadoutFitConfig, fit_state_readout
+from worldjepa.methods.state_readout_fit import (
+    NEAR_FRAMES,
+    StateReadoutFitConfig,
+    fit_state_readout,
+    same_episode_partners,
+)
 from worldjepa.nn.state_readout import StateReadout
 
 SIZE = 32
@@ -171,3 +176,16 @@ def test_periodic_state_needs_a_pair_readout():
             StateReadoutFitConfig(steps=1, batch_size=4, width=8, validation=0.0, pair=True, periodic=[2]),
             "cpu",
         )
+
+
+def test_near_partners_stay_in_their_episode_and_within_reach():
+    episodes = torch.tensor([0] * 5 + [1] * 30 + [2] * 8)
+    indices = torch.arange(len(episodes)).repeat(20)
+    generator = torch.Generator().manual_seed(0)
+    near = same_episode_partners(indices, episodes, generator, within=NEAR_FRAMES)
+    anywhere = same_episode_partners(indices, episodes, generator)
+    assert (episodes[near] == episodes[indices]).all() and (episodes[anywhere] == episodes[indices]).all()
+    assert (near - indices).abs().max() == NEAR_FRAMES  # the long episode reaches the window's edge
+    assert (anywhere - indices).abs().max() > NEAR_FRAMES
+    with pytest.raises(UserError, match="near_pairs"):
+        StateReadoutFitConfig(near_pairs=1.5)

@@ -33,6 +33,9 @@ from worldjepa.errors import UserError
 from worldjepa.nn.state_readout import StateReadout
 from worldjepa.train.device import autocast, resolve_device
 
+#: How far apart (frames) the near pairs of `StateReadoutFitConfig.near_pairs` are at most.
+NEAR_FRAMES = 6
+
 
 @dataclass
 class StateReadoutFitConfig:
@@ -40,7 +43,9 @@ class StateReadoutFitConfig:
     one-cycle lr over `steps` batches; `validation` is the share of episodes held out to measure it;
     `scene_augment` the share of each batch given a random scene look; `pair` reads the state change
     from the current image to the goal image instead of the goal image's state (`StateReadout`);
-    `periodic` the state values that are angles of an unlimited joint (pair readouts only)."""
+    `near_pairs` the share of a pair readout's pairs drawn at most `NEAR_FRAMES` frames apart (the small
+    changes it must read precisely near a goal); `periodic` the state values that are angles of an
+    unlimited joint (pair readouts only)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -49,6 +54,7 @@ class StateReadoutFitConfig:
     validation: float = 0.1
     scene_augment: float = 0.0
     pair: bool = False
+    near_pairs: float = 0.0
     periodic: list[int] = field(default_factory=list)
     seed: int = 0
 
@@ -57,12 +63,13 @@ class StateReadoutFitConfig:
             min(self.steps, self.batch_size, self.width) < 1
             or not 0.0 <= self.validation < 1.0
             or not 0.0 <= self.scene_augment <= 1.0
+            or not 0.0 <= self.near_pairs <= 1.0
             or not self.lr > 0
         ):
             raise UserError(
-                "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment in "
-                f"[0, 1] and lr > 0, got {self.steps}, {self.batch_size}, {self.width}, {self.validation}, "
-                f"{self.scene_augment} and {self.lr}"
+                "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment and "
+                f"near_pairs in [0, 1] and lr > 0, got {self.steps}, {self.batch_size}, {self.width}, "
+                f"{self.validation}, {self.scene_augment}, {self.near_pairs} and {self.lr}"
             )
         if self.periodic and not self.pair:
             raise UserError(
@@ -85,17 +92,22 @@ def recorded_frames(trajectories: str | Path) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cat(frames), torch.cat(states), torch.cat(episodes)
 
 
-def same_episode_partners(indices: Tensor, episodes: Tensor, generator: torch.Generator) -> Tensor:
+def same_episode_partners(
+    indices: Tensor, episodes: Tensor, generator: torch.Generator, within: int | None = None
+) -> Tensor:
     """For each frame index, a random frame of its own episode (the frames of an episode are contiguous,
-    as `recorded_frames` returns them)."""
+    as `recorded_frames` returns them); with `within`, one at most that many frames away."""
     starts = torch.ones_like(episodes, dtype=torch.bool)
     starts[1:] = episodes[1:] != episodes[:-1]
     if int(starts.sum()) != len(episodes.unique()):
         raise UserError("a pair state readout needs the frames of each episode next to each other")
     run = starts.cumsum(0) - 1
-    first = starts.nonzero().squeeze(1)[run]
-    length = torch.bincount(run)[run]
-    return first[indices] + (torch.rand(len(indices), generator=generator) * length[indices]).long()
+    first = starts.nonzero().squeeze(1)[run][indices]
+    length = torch.bincount(run)[run][indices]
+    if within is None:
+        return first + (torch.rand(len(indices), generator=generator) * length).long()
+    offset = torch.randint(-within, within + 1, (len(indices),), generator=generator)
+    return torch.minimum(torch.maximum(indices + offset, first), first + length - 1)
 
 
 def fit_state_readout(
@@ -133,7 +145,13 @@ def fit_state_readout(
         """(frames read, their reference frames or None) for a batch of frame indices."""
         if not readout.pair:
             return indices, None
-        return same_episode_partners(indices, episodes, generator), indices
+        partners = same_episode_partners(indices, episodes, generator)
+        if cfg.near_pairs > 0:
+            near = same_episode_partners(indices, episodes, generator, within=NEAR_FRAMES)
+            partners = torch.where(
+                torch.rand(len(indices), generator=generator) < cfg.near_pairs, near, partners
+            )
+        return partners, indices
 
     def targets(read: Tensor, reference: Tensor | None) -> Tensor:
         if reference is None:
