@@ -10,8 +10,10 @@ from worldjepa.errors import UserError
 from worldjepa.methods.state_readout_fit import (
     NEAR_FRAMES,
     StateReadoutFitConfig,
+    episode_spans,
     fit_state_readout,
     same_episode_partners,
+    wrap_angle,
 )
 from worldjepa.nn.state_readout import StateReadout
 
@@ -159,8 +161,7 @@ def test_periodic_pair_readout_reads_an_unlimited_joint_the_shortest_way_round()
     test, angles = dial_frames(10, seed=1)
     with torch.no_grad():
         change = readout(to_input(test[100:]), to_input(test[:100]))[:, 0]
-    shortest = torch.remainder(angles[100:, 0] - angles[:100, 0] + math.pi, 2 * math.pi) - math.pi
-    wrapped_error = (torch.remainder(change - shortest + math.pi, 2 * math.pi) - math.pi).abs()
+    wrapped_error = wrap_angle(change - wrap_angle(angles[100:, 0] - angles[:100, 0])).abs()
     assert wrapped_error.mean() < 0.35 and change.abs().max() < math.pi + 0.5, (wrapped_error.mean(), change)
 
 
@@ -182,8 +183,9 @@ def test_near_partners_stay_in_their_episode_and_within_reach():
     episodes = torch.tensor([0] * 5 + [1] * 30 + [2] * 8)
     indices = torch.arange(len(episodes)).repeat(20)
     generator = torch.Generator().manual_seed(0)
-    near = same_episode_partners(indices, episodes, generator, within=NEAR_FRAMES)
-    anywhere = same_episode_partners(indices, episodes, generator)
+    spans = episode_spans(episodes)
+    near = same_episode_partners(indices, spans, generator, within=NEAR_FRAMES)
+    anywhere = same_episode_partners(indices, spans, generator)
     assert (episodes[near] == episodes[indices]).all() and (episodes[anywhere] == episodes[indices]).all()
     assert (near - indices).abs().max() == NEAR_FRAMES  # the long episode reaches the window's edge
     assert (anywhere - indices).abs().max() > NEAR_FRAMES

@@ -92,22 +92,32 @@ def recorded_frames(trajectories: str | Path) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cat(frames), torch.cat(states), torch.cat(episodes)
 
 
-def same_episode_partners(
-    indices: Tensor, episodes: Tensor, generator: torch.Generator, within: int | None = None
-) -> Tensor:
-    """For each frame index, a random frame of its own episode (the frames of an episode are contiguous,
-    as `recorded_frames` returns them); with `within`, one at most that many frames away."""
+def episode_spans(episodes: Tensor) -> tuple[Tensor, Tensor]:
+    """Episode numbers [M] -> the first frame and the length of each frame's episode ([M] each). The frames
+    of an episode must be contiguous, as `recorded_frames` returns them."""
     starts = torch.ones_like(episodes, dtype=torch.bool)
     starts[1:] = episodes[1:] != episodes[:-1]
     if int(starts.sum()) != len(episodes.unique()):
         raise UserError("a pair state readout needs the frames of each episode next to each other")
     run = starts.cumsum(0) - 1
-    first = starts.nonzero().squeeze(1)[run][indices]
-    length = torch.bincount(run)[run][indices]
+    return starts.nonzero().squeeze(1)[run], torch.bincount(run)[run]
+
+
+def same_episode_partners(
+    indices: Tensor, spans: tuple[Tensor, Tensor], generator: torch.Generator, within: int | None = None
+) -> Tensor:
+    """For each frame index, a random frame of its own episode (`spans` from `episode_spans`); with
+    `within`, one at most that many frames away."""
+    first, length = spans[0][indices], spans[1][indices]
     if within is None:
         return first + (torch.rand(len(indices), generator=generator) * length).long()
     offset = torch.randint(-within, within + 1, (len(indices),), generator=generator)
     return torch.minimum(torch.maximum(indices + offset, first), first + length - 1)
+
+
+def wrap_angle(angles: Tensor) -> Tensor:
+    """Angles (rad) -> the same angles in [-pi, pi): a change of an unlimited joint the shortest way round."""
+    return torch.remainder(angles + math.pi, 2 * math.pi) - math.pi
 
 
 def fit_state_readout(
@@ -140,14 +150,15 @@ def fit_state_readout(
     is_val = torch.isin(episodes, held)
     train, val = (~is_val).nonzero().squeeze(1), is_val.nonzero().squeeze(1)
     device = resolve_device(device)
+    spans = episode_spans(episodes) if readout.pair else None  # once: the same for every batch
 
     def pairs(indices: Tensor) -> tuple[Tensor, Tensor | None]:
         """(frames read, their reference frames or None) for a batch of frame indices."""
         if not readout.pair:
             return indices, None
-        partners = same_episode_partners(indices, episodes, generator)
+        partners = same_episode_partners(indices, spans, generator)
         if cfg.near_pairs > 0:
-            near = same_episode_partners(indices, episodes, generator, within=NEAR_FRAMES)
+            near = same_episode_partners(indices, spans, generator, within=NEAR_FRAMES)
             partners = torch.where(
                 torch.rand(len(indices), generator=generator) < cfg.near_pairs, near, partners
             )
@@ -157,7 +168,7 @@ def fit_state_readout(
         if reference is None:
             return states[read]
         change = states[read] - states[reference]
-        change[:, cfg.periodic] = torch.remainder(change[:, cfg.periodic] + math.pi, 2 * math.pi) - math.pi
+        change[:, cfg.periodic] = wrap_angle(change[:, cfg.periodic])
         return change
 
     def inputs(read: Tensor, reference: Tensor | None, looks: float) -> tuple[Tensor, Tensor | None]:
