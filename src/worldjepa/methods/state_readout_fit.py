@@ -45,7 +45,8 @@ class StateReadoutFitConfig:
     from the current image to the goal image instead of the goal image's state (`StateReadout`);
     `near_pairs` the share of a pair readout's pairs drawn at most `NEAR_FRAMES` frames apart (the small
     changes it must read precisely near a goal); `periodic` the state values that are angles of an
-    unlimited joint (pair readouts only)."""
+    unlimited joint (pair readouts only); `weights` how much each state value counts in the loss (None: all
+    alike; 0 for a value the pictures cannot show, such as a velocity, whose noise would crowd out the rest)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -56,6 +57,7 @@ class StateReadoutFitConfig:
     pair: bool = False
     near_pairs: float = 0.0
     periodic: list[int] = field(default_factory=list)
+    weights: list[float] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -144,12 +146,19 @@ def fit_state_readout(
         raise UserError(
             f"state_readout.periodic={cfg.periodic} names values outside the {readout.state_dim}-D state"
         )
+    if cfg.weights is not None and (len(cfg.weights) != readout.state_dim or min(cfg.weights) < 0):
+        raise UserError(
+            f"state_readout.weights needs {readout.state_dim} values >= 0 (one per state value), got {cfg.weights}"
+        )
     generator = torch.Generator().manual_seed(cfg.seed)
     names = episodes.unique()
     held = names[torch.randperm(len(names), generator=generator)[: int(cfg.validation * len(names))]]
     is_val = torch.isin(episodes, held)
     train, val = (~is_val).nonzero().squeeze(1), is_val.nonzero().squeeze(1)
     device = resolve_device(device)
+    weights = torch.tensor(
+        cfg.weights if cfg.weights is not None else [1.0] * readout.state_dim, device=device
+    )
     spans = episode_spans(episodes) if readout.pair else None  # once: the same for every batch
 
     def pairs(indices: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -201,7 +210,7 @@ def fit_state_readout(
         read, reference = pairs(train[torch.randint(len(train), (cfg.batch_size,), generator=generator)])
         with autocast(device, "bf16"):
             predicted = readout(*inputs(read, reference, cfg.scene_augment)).float()
-        loss = ((predicted - targets(read, reference)) / readout.state_std).pow(2).mean()
+        loss = (((predicted - targets(read, reference)) / readout.state_std).pow(2) * weights).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
