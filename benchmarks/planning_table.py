@@ -22,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from worldjepa.eval.closed_loop import EpisodeRecord, summarise
 from worldjepa.presets import WorldModelPreset, load_config
 from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 
@@ -44,15 +45,21 @@ ROWS = {
 
 
 def print_table(out: Path) -> None:
-    print("| row | protocol | scene | seeds | episodes | success (95 % CI) | final distance | s / re-plan |")
-    print("| --- | --- | --- | --- | ---: | --- | ---: | ---: |")
+    """Every report under `out` as a Markdown table; success is asked at the end of the episode, "reached"
+    at any step (the harnesses that stop at the first success), both recounted from the episodes."""
+    print(
+        "| row | protocol | scene | seeds | episodes | success (95 % CI) | reached (95 % CI) | final distance | s / re-plan |"
+    )
+    print("| --- | --- | --- | --- | ---: | --- | --- | ---: | ---: |")
     for path in sorted(out.glob(f"*/{REPORT}")):
         r = json.loads(path.read_text())
+        report = summarise([EpisodeRecord(**episode) for episode in r["episodes"]])
         plan = f"{r['plan_time_mean']:.2f}" if r["plan_time_mean"] is not None else "-"
-        low, high = r["success_ci95"]
+        (low, high), (reached_low, reached_high) = report.success_ci95, report.reached_ci95
         print(
-            f"| {r['row']} | {r['protocol']} | {r['variation']} | {r['split']} | {len(r['episodes'])} | {r['success_rate']:.0%} "
-            f"({low:.0%}-{high:.0%}) | {r['mean_final_distance']:.4f} | {plan} |"
+            f"| {r['row']} | {r['protocol']} | {r['variation']} | {r['split']} | {len(r['episodes'])} | "
+            f"{report.success_rate:.0%} ({low:.0%}-{high:.0%}) | {report.reached_rate:.0%} "
+            f"({reached_low:.0%}-{reached_high:.0%}) | {report.mean_final_distance:.4f} | {plan} |"
         )
 
 

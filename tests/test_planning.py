@@ -17,9 +17,11 @@ import torch
 from worldjepa.envs.base import GoalEnv
 from worldjepa.errors import UserError
 from worldjepa.eval.closed_loop import (
+    EpisodeRecord,
     RandomPolicy,
     evaluate,
     simulator_agent,
+    summarise,
     wilson_interval,
 )
 from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, PlannerConfig, build_agent, shift_plan
@@ -493,6 +495,19 @@ def test_wilson_interval_known_values():
     assert wilson_interval(0, 50) == pytest.approx((0.0, 0.0713), abs=1e-4)
     assert wilson_interval(25, 50) == pytest.approx((0.3664, 0.6336), abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_report_counts_success_at_the_end_and_at_any_step():
+    def episode(seed: int, successes: list[bool]) -> EpisodeRecord:
+        return EpisodeRecord(seed, successes[-1], 0.0, len(successes) - 1, [0.0] * len(successes), successes)
+
+    report = summarise(
+        [episode(0, [False, True, True]), episode(1, [False, True, False]), episode(2, [False, False, False])]
+    )
+    assert report.success_rate == pytest.approx(1 / 3) and report.reached_rate == pytest.approx(2 / 3)
+    assert report.reached_ci95 == wilson_interval(2, 3)
+    assert report.failed_seeds == [1, 2] and report.lost_seeds == [1]
+    assert "reached at some step: 66.7%" in report.summary()
 
 
 def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():

@@ -142,11 +142,15 @@ class EpisodeRecord:
 
 @dataclass
 class EvalReport:
-    """Summary over episodes; plan times are seconds per re-plan (None for policies that do not plan)."""
+    """Summary over episodes; plan times are seconds per re-plan (None for policies that do not plan).
+    `reached_rate`: the share that succeeded at any step, the success of harnesses that end an episode
+    at its first success (stable-worldmodel, hence LeWM's numbers); `success_rate` asks it at the end."""
 
     episodes: list[EpisodeRecord]
     success_rate: float
     success_ci95: tuple[float, float]
+    reached_rate: float
+    reached_ci95: tuple[float, float]
     mean_final_distance: float
     plan_time_mean: float | None
     plan_time_median: float | None
@@ -171,7 +175,8 @@ class EvalReport:
         low, high = self.success_ci95
         text = (
             f"success {self.success_rate:.1%} (95% CI {low:.1%}-{high:.1%}) over {len(self.episodes)} "
-            f"episodes, mean final distance {self.mean_final_distance:.4g}"
+            f"episodes (reached at some step: {self.reached_rate:.1%}), mean final distance "
+            f"{self.mean_final_distance:.4g}"
         )
         if self.plan_time_mean is not None:
             text += (
@@ -183,12 +188,14 @@ class EvalReport:
 
 def summarise(episodes: list[EpisodeRecord]) -> EvalReport:
     """The report over episodes (e.g. merged from several processes, each with its own seeds)."""
-    wins = sum(e.success for e in episodes)
+    wins, reached = sum(e.success for e in episodes), sum(any(e.successes) for e in episodes)
     times = [t for e in episodes for t in e.plan_times]
     return EvalReport(
         episodes=episodes,
         success_rate=wins / len(episodes),
         success_ci95=wilson_interval(wins, len(episodes)),
+        reached_rate=reached / len(episodes),
+        reached_ci95=wilson_interval(reached, len(episodes)),
         mean_final_distance=statistics.fmean(e.final_distance for e in episodes),
         plan_time_mean=statistics.fmean(times) if times else None,
         plan_time_median=statistics.median(times) if times else None,

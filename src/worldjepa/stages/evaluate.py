@@ -226,9 +226,11 @@ def run_evaluate(
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
-    """The rows' reports as a text table: success with its 95 % interval, final distance, re-plan time."""
+    """The rows' reports as a text table: success at the end with its 95 % interval, success at any step
+    ("reached"), final distance, re-plan time."""
     lines = [
-        f"{'policy':22s} {'protocol':22s} {'success':>8s} {'95% CI':>10s} {'final dist':>11s} {'s / re-plan':>12s}"
+        f"{'policy':22s} {'protocol':22s} {'success':>8s} {'95% CI':>10s} {'reached':>8s} {'final dist':>11s} "
+        f"{'s / re-plan':>12s}"
     ]
     for r in reports:
         low, high = r["success_ci95"]
@@ -236,6 +238,7 @@ def format_table(reports: list[dict[str, Any]]) -> str:
         name = r["row"].replace("_", " ")
         lines.append(
             f"{name:22s} {r['protocol']:22s} {r['success_rate']:8.1%} {f'{low:.0%}-{high:.0%}':>10s} "
+            f"{r['reached_rate']:8.1%} "
             f"{r['mean_final_distance']:11.4f} {plan:>12s}"
         )
     split = {r["split"] for r in reports}
