@@ -659,15 +659,20 @@ class OffsetReadModel(LinearModel):
         return Latent(predicted, predicted[:, :, 0, :])
 
 
-@pytest.mark.parametrize("scale", [None, 0.1])
-def test_goal_reads_are_pooled_by_how_near_they_were_read(scale):
+@pytest.mark.parametrize(
+    ("scale", "state_weights", "distances"),
+    [(None, None, None), (0.1, None, (0.5, 0.1)), (0.1, [1.0, 0.0], (0.3, 0.0))],
+)
+def test_goal_reads_are_pooled_by_how_near_they_were_read(scale, state_weights, distances):
     """With `goal_read_scale` the agent plans toward the mean of its reads of one goal, each weighted by
-    1 / (d^2 + scale^2), d the read's distance from the state it was read at; without, the latest read."""
+    1 / (d^2 + scale^2), d the read's distance from the state it was read at in the values the energy
+    compares (state_weights); without, the latest read."""
     env = ViaPointEnv()
-    offsets = [(0.3, 0.4), (0.0, 0.1)]  # a far read (0.5 away), then a near one (0.1)
+    offsets = [(0.3, 0.4), (0.0, 0.1)]  # a far read (0.5 away; 0.3 in x), then a near one (0.1; 0 in x)
     model = OffsetReadModel(offsets)
     planner = CEM(2, horizon=2, samples=8, top_k=2, iterations=1, init_std=STEP, **CEM_PAPER)
-    agent = MPCAgent(model, planner, GoalEnergy(proprio_weight=1.0), execute_steps=2, goal_read_scale=scale)
+    energy = GoalEnergy(proprio_weight=1.0, state_weights=state_weights)
+    agent = MPCAgent(model, planner, energy, execute_steps=2, goal_read_scale=scale)
     obs, _ = env.reset(seed=0)
     agent.reset([GoalImage(env.goal_observation()["pixels"])])
     reads = []
@@ -678,7 +683,7 @@ def test_goal_reads_are_pooled_by_how_near_they_were_read(scale):
     if scale is None:
         expected = reads[1]
     else:
-        weights = [1 / (0.5**2 + scale**2), 1 / (0.1**2 + scale**2)]
+        weights = [1 / (distance**2 + scale**2) for distance in distances]
         expected = (weights[0] * reads[0] + weights[1] * reads[1]) / sum(weights)
     torch.testing.assert_close(agent.goal.proprio[0], expected)
     with pytest.raises(UserError, match="goal_read_scale must be > 0"):

@@ -167,8 +167,9 @@ class MPCAgent:
         if self.goal_read_scale is None or goal.proprio is None:
             return goal
         # The goal state is one fixed point read again from every observation: pool the reads, trusting
-        # each by how near it was read (a read of a small change is sharper than one across the table).
-        distance = (goal.proprio - batch["state"].to(goal.proprio)).norm()
+        # each by how near it was read (a read of a small change is sharper than one across the table),
+        # near in the values the energy compares (a readout's reacher velocities are noise, weighted 0).
+        distance = self.energy.weigh_state(goal.proprio - batch["state"].to(goal.proprio)).norm()
         weight = 1.0 / (distance**2 + self.goal_read_scale**2)
         total, weighted = self.goal_reads[self.goal_index]
         total, weighted = total + weight, weighted + weight * goal.proprio

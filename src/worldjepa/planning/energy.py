@@ -53,16 +53,19 @@ class GoalEnergy:
         if self.proprio_weight:
             if pred.proprio is None or goal.proprio is None:
                 raise UserError("proprio_weight > 0 needs latents with a proprio part (pred and goal)")
-            pred_state, goal_state = pred.proprio, goal.proprio
-            if self.state_weights is not None:
-                if len(self.state_weights) != goal_state.shape[-1]:
-                    raise UserError(
-                        f"energy state_weights has {len(self.state_weights)} values for {goal_state.shape[-1]}-D states"
-                    )
-                weights = torch.tensor(self.state_weights, device=goal_state.device)
-                pred_state, goal_state = pred_state * weights, goal_state * weights
+            pred_state, goal_state = self.weigh_state(pred.proprio), self.weigh_state(goal.proprio)
             energy = energy + self.proprio_weight * self._per_step(pred_state, goal_state)
         return energy
+
+    def weigh_state(self, state: Tensor) -> Tensor:
+        """state [..., S] scaled by state_weights: each value as much as it counts in the energy."""
+        if self.state_weights is None:
+            return state
+        if len(self.state_weights) != state.shape[-1]:
+            raise UserError(
+                f"energy state_weights has {len(self.state_weights)} values for {state.shape[-1]}-D states"
+            )
+        return state * torch.tensor(self.state_weights, device=state.device, dtype=state.dtype)
 
     def _per_step(self, pred: Tensor, goal: Tensor) -> Tensor:
         """pred [C, H, ...], goal [1, ...] -> [C], reduced over the steps as configured."""
