@@ -46,7 +46,8 @@ class StateReadoutFitConfig:
     `near_pairs` the share of a pair readout's pairs drawn at most `NEAR_FRAMES` frames apart (the small
     changes it must read precisely near a goal); `periodic` the state values that are angles of an
     unlimited joint (pair readouts only); `weights` how much each state value counts in the loss (None: all
-    alike; 0 for a value the pictures cannot show, such as a velocity, whose noise would crowd out the rest)."""
+    alike; 0 for a value the pictures cannot show, such as a velocity, whose noise would crowd out the rest);
+    `antisymmetric` makes a pair readout read each change both ways (`StateReadout`)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -58,6 +59,7 @@ class StateReadoutFitConfig:
     near_pairs: float = 0.0
     periodic: list[int] = field(default_factory=list)
     weights: list[float] | None = None
+    antisymmetric: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,6 +74,10 @@ class StateReadoutFitConfig:
                 "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment and "
                 f"near_pairs in [0, 1] and lr > 0, got {self.steps}, {self.batch_size}, {self.width}, "
                 f"{self.validation}, {self.scene_augment}, {self.near_pairs} and {self.lr}"
+            )
+        if self.antisymmetric and not self.pair:
+            raise UserError(
+                "state_readout.antisymmetric=true needs state_readout.pair=true: it reads a change both ways"
             )
         if self.periodic and not self.pair:
             raise UserError(

@@ -17,7 +17,10 @@ A `pair` readout reads the state CHANGE from a reference frame (the current came
 robot knows from its own sensors) to a frame (the goal image): goal state = current state + change. Both
 pictures show one scene, so a look the readout never saw (other colours, lights, camera) changes both
 alike, and its error shrinks as the robot nears the goal; the planner re-reads it at every re-plan, like
-visual servoing. Fitted on pairs of frames of one episode.
+visual servoing. Fitted on pairs of frames of one episode. An `antisymmetric` pair readout reads the
+change both ways and returns half their difference, so that the change from A to B is exactly minus the
+change from B to A and zero between two copies of one picture: the part of its error that does not flip
+with the pair's order cancels, and that part dominates near the goal (DMC reacher, docs/07).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from worldjepa.errors import UserError
 
 class StateReadout(nn.Module):
     """Normalised frames [B, 3, H, W] (H, W multiples of 16) -> the state they show [B, S], in data units;
-    with `pair`, (frames, reference frames) -> the state change from the reference to the frame."""
+    with `pair`, (frames, reference frames) -> the state change from the reference to the frame, read both
+    ways with `antisymmetric`."""
 
     def __init__(
         self,
@@ -41,11 +45,17 @@ class StateReadout(nn.Module):
         width: int = 16,
         normalization: dict[str, list[float]] | None = None,
         pair: bool = False,
+        antisymmetric: bool = False,
     ) -> None:
         super().__init__()
         if image_size % 16:
             raise UserError(f"the state readout needs an image size divisible by 16, got {image_size}")
+        if antisymmetric and not pair:
+            raise UserError(
+                "an antisymmetric state readout reads a change between two frames: it needs pair=true"
+            )
         self.state_dim, self.image_size, self.width, self.pair = state_dim, image_size, width, pair
+        self.antisymmetric = antisymmetric
         channels = [6 if pair else 3, width, 2 * width, 4 * width, 4 * width]
         convs: list[nn.Module] = []
         for c_in, c_out in zip(channels, channels[1:], strict=False):
@@ -80,8 +90,12 @@ class StateReadout(nn.Module):
                 if self.pair
                 else "this state readout reads single frames: it takes no reference frame"
             )
-        inputs = frames if reference is None else torch.cat([reference, frames], dim=1)
-        return self.net(inputs) * self.state_std + self.state_mean
+        if reference is None:
+            return self.net(frames) * self.state_std + self.state_mean
+        change = self.net(torch.cat([reference, frames], dim=1)) * self.state_std
+        if self.antisymmetric:  # the mean of the changes cancels in the difference
+            return (change - self.net(torch.cat([frames, reference], dim=1)) * self.state_std) / 2
+        return change + self.state_mean
 
     def config(self) -> dict[str, Any]:
         config = {
@@ -89,6 +103,7 @@ class StateReadout(nn.Module):
             "image_size": self.image_size,
             "width": self.width,
             "pair": self.pair,
+            "antisymmetric": self.antisymmetric,
         }
         if self.normalized:
             config["normalization"] = {

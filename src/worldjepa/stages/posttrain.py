@@ -130,7 +130,9 @@ def run_posttrain(
     readout = None
     if proprio is not None:
         fit = cfg.state_readout
-        readout = StateReadout(meta["state_dim"], frames.image_size[0], fit.width, pair=fit.pair)
+        readout = StateReadout(
+            meta["state_dim"], frames.image_size[0], fit.width, pair=fit.pair, antisymmetric=fit.antisymmetric
+        )
         recorded = recorded_frames(trajectories)
         errors = fit_state_readout(
             readout,
