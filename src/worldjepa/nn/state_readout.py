@@ -92,10 +92,13 @@ class StateReadout(nn.Module):
             )
         if reference is None:
             return self.net(frames) * self.state_std + self.state_mean
-        change = self.net(torch.cat([reference, frames], dim=1)) * self.state_std
-        if self.antisymmetric:  # the mean of the changes cancels in the difference
-            return (change - self.net(torch.cat([frames, reference], dim=1)) * self.state_std) / 2
-        return change + self.state_mean
+        pairs = torch.cat([reference, frames], dim=1)
+        if not self.antisymmetric:
+            return self.net(pairs) * self.state_std + self.state_mean
+        # both orders in one batch; the mean of the changes cancels in the difference
+        swapped = torch.cat([frames, reference], dim=1)
+        forward, backward = self.net(torch.cat([pairs, swapped])).chunk(2)
+        return (forward - backward) / 2 * self.state_std
 
     def config(self) -> dict[str, Any]:
         config = {
