@@ -8,7 +8,7 @@ import pytest
 
 from worldjepa.envs import rendering
 from worldjepa.envs.registry import ENVS, make
-from worldjepa.envs.variations import PRESETS
+from worldjepa.envs.variations import LIGHT_RANGES, PRESETS, TRAINING_LOOKS
 from worldjepa.errors import UserError
 
 ARM_IDS = [
@@ -240,7 +240,7 @@ def test_unknown_env_id_lists_the_valid_ones():
     assert set(ARM_IDS) <= set(ENVS)
 
 
-@pytest.mark.parametrize("name", [name for name in PRESETS if name != "default"])
+@pytest.mark.parametrize("name", [name for name in [*PRESETS, *TRAINING_LOOKS] if name != "default"])
 def test_variations_change_pixels_not_dynamics(name):
     actions = [np.array([0.4, -0.3, -0.6, -1.0])] * 4 + [np.array([-0.5, 0.5, 0.2, 1.0])] * 4
     runs = {}
@@ -252,6 +252,25 @@ def test_variations_change_pixels_not_dynamics(name):
         np.testing.assert_array_equal(base["state"], varied["state"])
         changed = np.any(base["pixels"] != varied["pixels"], axis=-1).mean()
         assert changed > 0.01  # distractors cover the least: about 1.5 % of the pixels
+
+
+def test_random_lights_draw_a_light_per_episode_from_its_seed():
+    """Domain randomisation: each reset draws a light within LIGHT_RANGES; the same seed the same light
+    (and picture), another seed another light."""
+    env = make("worldjepa/ArmReach-v0", variation="random_lights")
+    model = env.unwrapped.model
+    looks = []
+    for seed in (3, 4, 3):
+        pixels = env.reset(seed=seed)[0]["pixels"]
+        looks.append((pixels, model.light_dir[0].copy(), float(model.light_diffuse[0, 0])))
+        direction, diffuse = looks[-1][1:]
+        np.testing.assert_allclose(np.linalg.norm(direction), 1.0, rtol=1e-6)
+        assert LIGHT_RANGES["down"][0] <= -direction[2] <= LIGHT_RANGES["down"][1]
+        assert LIGHT_RANGES["diffuse"][0] <= diffuse <= LIGHT_RANGES["diffuse"][1]
+        assert LIGHT_RANGES["ambient"][0] <= model.vis.headlight.ambient[0] <= LIGHT_RANGES["ambient"][1]
+    np.testing.assert_array_equal(looks[0][0], looks[2][0])
+    assert not np.allclose(looks[0][1], looks[1][1]) and looks[0][2] != looks[1][2]
+    assert "random_lights" not in PRESETS  # a training look, never a zero-shot test scene
 
 
 def test_unknown_variation_is_a_user_error():

@@ -1,11 +1,13 @@
 """The state readout (goal state from a goal image) and the scene randomisation it is fitted with."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from worldjepa.data.scene_augment import scene_augment
+from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.errors import UserError
 from worldjepa.methods.state_readout_fit import (
     NEAR_FRAMES,
@@ -16,6 +18,14 @@ from worldjepa.methods.state_readout_fit import (
     wrap_angle,
 )
 from worldjepa.nn.state_readout import StateReadout
+from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.stages.collect import collect
+from worldjepa.stages.posttrain import (
+    WORLD_MODEL_DIR,
+    run_posttrain,
+    run_readout_refit,
+    save_ablation_encoder,
+)
 
 SIZE = 32
 
@@ -246,3 +256,39 @@ def test_antisymmetric_pair_readout_reads_each_change_as_minus_its_reverse():
         StateReadout(2, SIZE, 8, antisymmetric=True)
     with pytest.raises(UserError, match="pair=true"):
         StateReadoutFitConfig(antisymmetric=True)
+
+
+def test_readout_refit_replaces_only_the_readout_and_adds_the_new_seeds(tiny_world_model_cfg, tmp_path):
+    """`worldjepa readout`: a saved world model's readout fitted anew on other recordings (here the same
+    scene with randomised lights); encoder, predictor and proprio head stay as they were, and the new
+    recordings' seeds join the model's training seeds, which evaluation refuses to run on."""
+    record = dict(workers=0, image_size=32, max_steps=10, progress=False)
+    collect("worldjepa/ArmReach-v0", 3, tmp_path / "data", seed=0, **record)
+    collect("worldjepa/ArmReach-v0", 3, tmp_path / "lights", seed=40, variation="random_lights", **record)
+    cfg = tiny_world_model_cfg.world_model
+    encoder = save_ablation_encoder(
+        "random", tiny_world_model_cfg.stage1(tmp_path / "data"), tmp_path / "enc"
+    )
+    run_posttrain(cfg, encoder, tmp_path / "data", tmp_path / "wm")
+    pair = replace(cfg, state_readout=replace(cfg.state_readout, pair=True))
+    run_readout_refit(pair, tmp_path / "wm" / WORLD_MODEL_DIR, tmp_path / "lights", tmp_path / "new")
+    before = ACWorldModel.load(tmp_path / "wm" / WORLD_MODEL_DIR)
+    after = ACWorldModel.load(tmp_path / "new" / WORLD_MODEL_DIR)
+    for kept in ("predictor", "proprio_head"):
+        old, new = getattr(before, kept).state_dict(), getattr(after, kept).state_dict()
+        assert all(torch.equal(old[key], new[key]) for key in old)
+    assert torch.equal(
+        before.frames.encoder.patch_embed.proj.weight, after.frames.encoder.patch_embed.proj.weight
+    )
+    assert after.state_readout.pair and not before.state_readout.pair
+    new_seeds = TrajectoryDataset(tmp_path / "lights", clip_length=1).episode_seeds
+    assert after.trained_on["seeds"] == sorted({*before.trained_on["seeds"], *new_seeds})
+    assert len(after.trained_on["seeds"]) == 6
+    assert (tmp_path / "new" / "state_readout.json").is_file()
+    with pytest.raises(UserError, match="already exists"):
+        run_readout_refit(pair, tmp_path / "wm" / WORLD_MODEL_DIR, tmp_path / "lights", tmp_path / "new")
+    collect("worldjepa/ArmPush-v0", 1, tmp_path / "push", seed=50, **record)
+    with pytest.raises(
+        UserError, match="not recorded like the world model's data .env_id: model 'worldjepa/ArmReach-v0'"
+    ):
+        run_readout_refit(pair, tmp_path / "wm" / WORLD_MODEL_DIR, tmp_path / "push", tmp_path / "other")

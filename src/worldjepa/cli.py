@@ -1,4 +1,4 @@
-"""`worldjepa` command line: demo, collect, pretrain, probe, posttrain, evaluate, envs.
+"""`worldjepa` command line: demo, collect, pretrain, probe, posttrain, readout, evaluate, envs.
 
 Every subcommand turns bad input into one line on stderr (`error: ...` saying what to fix) and exit
 status 2, instead of a traceback.
@@ -75,6 +75,16 @@ def cmd_posttrain(args: argparse.Namespace) -> None:
         encoder = save_ablation_encoder(args.encoder, cfg.stage1(args.data), folder)
     run_posttrain(cfg.world_model, encoder, Path(args.data), Path(args.run_dir), args.overwrite)
     print(f"world model saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
+
+
+def cmd_readout(args: argparse.Namespace) -> None:
+    from worldjepa.data.trajectories import check_env
+    from worldjepa.stages.posttrain import WORLD_MODEL_DIR, run_readout_refit
+
+    cfg = _world_model_config(args)
+    check_env(args.data, cfg.env.id, cfg.env.image_size)
+    run_readout_refit(cfg.world_model, Path(args.model), Path(args.data), Path(args.run_dir), args.overwrite)
+    print(f"world model with the new state readout saved in {Path(args.run_dir) / WORLD_MODEL_DIR}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -194,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
     p.add_argument("--overwrite", action="store_true", help="replace a world model already in the run dir")
     p.set_defaults(func=cmd_posttrain)
+
+    p = sub.add_parser(
+        "readout",
+        help="fit a world model's state readout anew on other recordings (e.g. randomised lights), the rest kept",
+    )
+    _preset_args(p, "wm_arm_reach")
+    p.add_argument("--model", required=True, help="a world model folder (written by posttrain)")
+    p.add_argument("--data", required=True, help="a trajectory folder from `worldjepa collect`")
+    p.add_argument("--run-dir", required=True, help="output folder (the world model goes to world_model/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a world model already in the run dir")
+    p.set_defaults(func=cmd_readout)
 
     p = sub.add_parser("evaluate", help="closed-loop planning toward goal images, with baselines")
     _preset_args(p, "wm_arm_reach")

@@ -31,7 +31,7 @@ import numpy as np
 from worldjepa.envs import arm_scene as scene
 from worldjepa.envs.base import GoalEnv, check_action
 from worldjepa.envs.rendering import OffscreenRenderer
-from worldjepa.envs.variations import Variation, get_variation
+from worldjepa.envs.variations import LIGHT_RANGES, Variation, get_variation
 from worldjepa.errors import UserError
 
 #: Largest grasp-point move commanded by one step (an action component of 1), metres.
@@ -179,8 +179,20 @@ class ArmEnv(gym.Env, GoalEnv):
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
         self._sample_episode(self.np_random)
-        mujoco.mj_forward(self.model, self.data)
+        if self.variation.random_lights:
+            self._draw_lights(self.np_random)
+        mujoco.mj_forward(self.model, self.data)  # also turns the light direction into the world frame
         return self._observation(), self._info()
+
+    def _draw_lights(self, rng: np.random.Generator) -> None:
+        """A new light for the episode within `LIGHT_RANGES`, drawn after its layout (same seed, same
+        episode, another light)."""
+        diffuse, ambient, down = (rng.uniform(*LIGHT_RANGES[key]) for key in ("diffuse", "ambient", "down"))
+        heading = rng.uniform(0.0, 2.0 * np.pi)
+        across = np.sqrt(1.0 - down**2)
+        self.model.light_dir[0] = [across * np.cos(heading), across * np.sin(heading), -down]
+        self.model.light_diffuse[0] = diffuse
+        self.model.vis.headlight.ambient[:] = ambient
 
     def step(self, action):
         action = check_action(action, self.action_space, "[dx, dy, dz, gripper]")

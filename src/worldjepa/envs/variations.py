@@ -2,7 +2,9 @@
 physics (distractors are visual-only geoms, colours and lights do not enter the dynamics).
 
 A variation is a plain record of concrete values, so it is applied the same way every time; pick one
-per env instance with `gym.make(env_id, variation="colors")` or pass a `Variation`.
+per env instance with `gym.make(env_id, variation="colors")` or pass a `Variation`. The test scenes are
+`PRESETS`; `TRAINING_LOOKS` are for collecting training data only (domain randomisation: a look drawn
+anew at every reset, e.g. `random_lights`), never a zero-shot test.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ class Variation:
     #: Offset (metres) added to the camera position; the camera keeps looking at the workspace.
     camera_shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
     distractors: tuple[Distractor, ...] = ()
+    #: Draw the light's direction and strength and the ambient light anew at every reset, within
+    #: `LIGHT_RANGES` (domain randomisation for training data); the values above are then unused.
+    random_lights: bool = False
+
+
+#: The ranges `random_lights` draws from, uniformly: the light's diffuse strength, the ambient light, the
+#: light direction's downward component (its horizontal heading is any). They span the default scene
+#: (0.7, 0.25, -0.93) and are wide enough to hold other lights, the test scene `lighting` among them.
+LIGHT_RANGES = {"diffuse": (0.3, 0.9), "ambient": (0.1, 0.35), "down": (0.4, 1.0)}
 
 
 PRESETS: dict[str, Variation] = {
@@ -65,10 +76,16 @@ PRESETS: dict[str, Variation] = {
 }
 
 
+TRAINING_LOOKS: dict[str, Variation] = {
+    "random_lights": Variation(name="random_lights", random_lights=True),
+}
+
+
 def get_variation(variation: str | Variation) -> Variation:
-    """The `Variation` for a preset name (or the given `Variation` itself)."""
+    """The `Variation` for a test scene or training look name (or the given `Variation` itself)."""
     if isinstance(variation, Variation):
         return variation
-    if variation not in PRESETS:
-        raise UserError(f"unknown variation {variation!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[variation]
+    known = {**PRESETS, **TRAINING_LOOKS}
+    if variation not in known:
+        raise UserError(f"unknown variation {variation!r}; choose one of {', '.join(known)}")
+    return known[variation]

@@ -11,12 +11,16 @@
    planner reads a goal state from a goal image (models with proprioception);
 6. save the world model (`ACWorldModel`: safetensors + config.json, with what it was trained on) in
    run_dir/world_model.
+
+`run_readout_refit` (`worldjepa readout`) fits step 5 anew for a saved world model on other recordings.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
@@ -129,21 +133,7 @@ def run_posttrain(
             (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
     readout = None
     if proprio is not None:
-        fit = cfg.state_readout
-        readout = StateReadout(
-            meta["state_dim"], frames.image_size[0], fit.width, pair=fit.pair, antisymmetric=fit.antisymmetric
-        )
-        recorded = recorded_frames(trajectories)
-        errors = fit_state_readout(
-            readout,
-            *recorded,
-            frames.pixels_to_input,
-            cfg.state_readout,
-            cfg.train.device,
-            cfg.train.progress_bar,
-        )
-        if trainer.dist.is_main:
-            (run_dir / "state_readout.json").write_text(json.dumps(errors, indent=2) + "\n")
+        readout = fit_readout(cfg, frames, trajectories, run_dir if trainer.dist.is_main else None)
     world_model = ACWorldModel(
         encoder,
         predictor,
@@ -155,6 +145,63 @@ def run_posttrain(
     )
     if trainer.dist.is_main:
         world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
+    return world_model
+
+
+def fit_readout(
+    cfg: WorldModelConfig, frames: FrameEncoder, trajectories: str | Path, report_dir: Path | None
+) -> StateReadout:
+    """A state readout fitted as `cfg.state_readout` says on every frame of `trajectories`, taking the
+    world model's own input normalisation (`frames`); its held-out error goes to
+    report_dir/state_readout.json (None: not written)."""
+    fit = cfg.state_readout
+    state_dim = read_meta(trajectories)["state_dim"]
+    readout = StateReadout(
+        state_dim, frames.image_size[0], fit.width, pair=fit.pair, antisymmetric=fit.antisymmetric
+    )
+    errors = fit_state_readout(
+        readout,
+        *recorded_frames(trajectories),
+        frames.pixels_to_input,
+        fit,
+        cfg.train.device,
+        cfg.train.progress_bar,
+    )
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "state_readout.json").write_text(json.dumps(errors, indent=2) + "\n")
+    return readout
+
+
+def run_readout_refit(
+    cfg: WorldModelConfig,
+    model_dir: str | Path,
+    trajectories: str | Path,
+    run_dir: str | Path,
+    overwrite: bool = False,
+) -> ACWorldModel:
+    """The world model in `model_dir` with its state readout fitted anew on `trajectories` (e.g. the same
+    scene with randomised lights, or recordings in a new scene), encoder, predictor and proprio head kept;
+    saved in run_dir/world_model. Its training seeds gain those of `trajectories`, so no evaluation can
+    run on an episode the new readout saw."""
+    run_dir = Path(run_dir)
+    check_new_folder(run_dir / WORLD_MODEL_DIR, overwrite, "model folder")
+    world_model = ACWorldModel.load(model_dir, device=resolve_device(cfg.train.device))
+    if not world_model.use_proprio:
+        raise UserError(f"{model_dir} plans without proprioception: it has no state readout to fit")
+    meta, trained = read_meta(trajectories), world_model.trained_on
+    mismatched = {
+        key: (trained[key], meta[key])
+        for key in ("env_id", "state_dim", "image_size")
+        if key in trained and list(np.atleast_1d(trained[key])) != list(np.atleast_1d(meta[key]))
+    }
+    if mismatched:
+        details = ", ".join(f"{key}: model {old!r}, data {new!r}" for key, (old, new) in mismatched.items())
+        raise UserError(f"{trajectories} is not recorded like the world model's data ({details})")
+    world_model.state_readout = fit_readout(cfg, world_model.frames, trajectories, run_dir)
+    seeds = set(trained.get("seeds", [])) | set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
+    world_model.trained_on = {**trained, "seeds": sorted(seeds)}
+    world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
     return world_model
 
 
