@@ -190,6 +190,11 @@ def run_readout_refit(
     if not world_model.use_proprio:
         raise UserError(f"{model_dir} plans without proprioception: it has no state readout to fit")
     meta, trained = read_meta(trajectories), world_model.trained_on
+    if "seeds" not in trained:
+        raise UserError(
+            f"{model_dir} does not record the seeds of its training data (made by an older worldjepa), so the "
+            "new readout's seeds could not join them; re-run posttrain"
+        )
     mismatched = {
         key: (trained[key], meta[key])
         for key in ("env_id", "state_dim", "image_size")
@@ -199,7 +204,7 @@ def run_readout_refit(
         details = ", ".join(f"{key}: model {old!r}, data {new!r}" for key, (old, new) in mismatched.items())
         raise UserError(f"{trajectories} is not recorded like the world model's data ({details})")
     world_model.state_readout = fit_readout(cfg, world_model.frames, trajectories, run_dir)
-    seeds = set(trained.get("seeds", [])) | set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
+    seeds = set(trained["seeds"]) | set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
     world_model.trained_on = {**trained, "seeds": sorted(seeds)}
     world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
     return world_model
