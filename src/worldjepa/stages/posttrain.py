@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, read_meta
@@ -198,7 +196,7 @@ def run_readout_refit(
     mismatched = {
         key: (trained[key], meta[key])
         for key in ("env_id", "state_dim", "image_size")
-        if key in trained and list(np.atleast_1d(trained[key])) != list(np.atleast_1d(meta[key]))
+        if key in trained and trained[key] != meta[key]  # both as JSON has them (image_size a list)
     }
     if mismatched:
         details = ", ".join(f"{key}: model {old!r}, data {new!r}" for key, (old, new) in mismatched.items())
