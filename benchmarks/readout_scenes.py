@@ -25,7 +25,6 @@ import torch
 from goal_readout import grasp_error_cm
 from worldjepa.envs.variations import PRESETS
 from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
-from worldjepa.nn.state_readout import StateReadout
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
 from worldjepa.stages.evaluate import check_world_model
@@ -75,13 +74,7 @@ def main() -> None:
     for settings in args.fit:
         overrides = [f"world_model.state_readout.{s}" for s in settings.split(",") if s]
         fit_cfg = load_config(args.config, overrides, WorldModelPreset).world_model.state_readout
-        readout = StateReadout(
-            states.shape[1],
-            world_model.frames.image_size[0],
-            fit_cfg.width,
-            pair=fit_cfg.pair,
-            antisymmetric=fit_cfg.antisymmetric,
-        )
+        readout = fit_cfg.build(states.shape[1], world_model.frames.image_size[0])
         tic = time.perf_counter()
         held_out = fit_state_readout(readout, frames, states, episodes, to_input, fit_cfg, "cpu", False)
         seconds = time.perf_counter() - tic

@@ -85,6 +85,13 @@ class StateReadoutFitConfig:
                 "joint does not show how many turns it has made, a pair shows the change the shortest way round"
             )
 
+    def build(self, state_dim: int, image_size: int) -> StateReadout:
+        """An unfitted readout of this section's shape (width, pair, antisymmetric) for `state_dim`-D states
+        read from `image_size` px frames."""
+        return StateReadout(
+            state_dim, image_size, self.width, pair=self.pair, antisymmetric=self.antisymmetric
+        )
+
 
 def recorded_frames(trajectories: str | Path) -> tuple[Tensor, Tensor, Tensor]:
     """Every frame of a trajectory folder: uint8 frames [M, H, W, 3], states [M, S], episode numbers [M]."""

@@ -153,10 +153,7 @@ def fit_readout(
     world model's own input normalisation (`frames`); its held-out error goes to
     report_dir/state_readout.json (None: not written)."""
     fit = cfg.state_readout
-    state_dim = read_meta(trajectories)["state_dim"]
-    readout = StateReadout(
-        state_dim, frames.image_size[0], fit.width, pair=fit.pair, antisymmetric=fit.antisymmetric
-    )
+    readout = fit.build(read_meta(trajectories)["state_dim"], frames.image_size[0])
     errors = fit_state_readout(
         readout,
         *recorded_frames(trajectories),
