@@ -416,8 +416,14 @@ def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path
     out = tmp_path / "data"
     argv = [sys.executable, "-m", "worldjepa", "collect", "--env", "worldjepa/TwoRooms-v0", "--episodes", "3000",
             "--out", str(out), "--workers", "2", "--image-size", "32"]  # fmt: skip
+    # A foreground command in a terminal starts with Ctrl-C at its default; a background job of a script
+    # (`pytest &`, nohup) inherits it ignored, and Python then installs no KeyboardInterrupt handler.
     process = subprocess.Popen(
-        argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out / "chunk_000000").is_dir() and time.monotonic() < deadline:
