@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter
+from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter, read_meta
 from worldjepa.errors import UserError
 from worldjepa.stages.collect import collect, write_episode_preview
 
@@ -51,6 +51,15 @@ def test_append_mode_and_meta_mismatch(tmp_path):
     np.testing.assert_array_equal(data.episode(2)["states"], _episode(2, 4)["states"])
     with pytest.raises(UserError, match="action_dim"):
         TrajectoryWriter(tmp_path, **{**META, "action_dim": 4})
+
+
+def test_a_folder_mixes_looks_and_each_episode_keeps_its_own(tmp_path):
+    _write(tmp_path, [5, 6])
+    _write(tmp_path, [4], first=2, variation="random_lights")
+    data = TrajectoryDataset(tmp_path, clip_length=1)
+    looks = [data.episode(i)["variation"] for i in range(data.num_episodes)]
+    assert looks == ["default", "default", "random_lights"]
+    assert read_meta(tmp_path)["variation"] == "default"  # the first collection's
 
 
 def test_clips_with_frame_skip_stay_inside_episodes(tmp_path):

@@ -2,7 +2,8 @@
 
 Layout of a trajectory folder:
 
-    meta.json              format version, env id, variation, image size, action and state dims
+    meta.json              format version, env id, variation (of the first episodes), image size, action
+                           and state dims
     chunk_000000/          whole episodes, written once:
         frames.npy         uint8   [N, H, W, 3]
         actions.npy        float32 [N, A]   actions[t] is applied to frame t; the last frame of each
@@ -105,8 +106,9 @@ def _chunk_dirs(root: Path) -> list[Path]:
 class TrajectoryWriter:
     """Append whole episodes to a trajectory folder, one chunk per `chunk_frames` frames.
 
-    Opening an existing folder appends new chunks after the last one; its meta must match exactly.
-    One writer per folder at a time. Use as a context manager (or call `close`) to write the last chunk.
+    Opening an existing folder appends new chunks after the last one; its meta must match, but for the
+    variation: a folder may mix looks (e.g. the default scene and randomised lights), each episode records
+    its own, and meta.json keeps the first collection's. One writer per folder at a time. Use as a context manager (or call `close`) to write the last chunk.
     """
 
     def __init__(
@@ -135,7 +137,11 @@ class TrajectoryWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         if (self.root / "meta.json").exists():
             existing = read_meta(self.root)
-            diff = {k: (existing.get(k), v) for k, v in self.meta.items() if existing.get(k) != v}
+            diff = {
+                k: (existing.get(k), v)
+                for k, v in self.meta.items()
+                if k != "variation" and existing.get(k) != v
+            }
             if diff:
                 details = ", ".join(f"{k}: folder {old!r}, writer {new!r}" for k, (old, new) in diff.items())
                 raise UserError(f"cannot append to {self.root}: meta differs ({details}); use a new folder")
