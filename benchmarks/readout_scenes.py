@@ -4,9 +4,10 @@ arm scene variation (the planner's goal state under the protocol; 3 cm is Reach'
 
     python benchmarks/readout_scenes.py --model checkpoints/arm_reach --data runs/exp15/reach_big \
         --fit "" --fit scene_augment=0.5,steps=8000 [--split validation] [--episodes 50] [--threads 2]
+    python benchmarks/readout_scenes.py --model runs/rl28mix/world_model     # its own readout, no fit
 
 Each `--fit` is a comma-separated list of `world_model.state_readout` settings over the preset's (an
-empty one: the preset's own). The readouts take the model's own input normalisation; the seeds of the
+empty one: the preset's own); without `--fit` the model's own saved readout is measured. The readouts take the model's own input normalisation; the seeds of the
 split are checked against the model's training seeds first, as every evaluation does. Prints one row per
 fit: its wall time, the held-out frames' error and the mean grasp-point error (cm) on each scene's goal
 images; `--json PATH` also writes them.
@@ -53,8 +54,8 @@ def main() -> None:
     parser.add_argument(
         "--model", required=True, help="a world model folder: its input normalisation and seeds"
     )
-    parser.add_argument("--data", required=True, help="the trajectory folder to fit on (the model's own)")
-    parser.add_argument("--fit", action="append", required=True, help="state_readout settings, a=1,b=2")
+    parser.add_argument("--data", help="the trajectory folder to fit on (the model's own); needed by --fit")
+    parser.add_argument("--fit", action="append", default=[], help="state_readout settings, a=1,b=2")
     parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="validation")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -64,18 +65,25 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, [], WorldModelPreset)
     world_model = ACWorldModel.load(args.model)
+    if args.fit and not args.data:
+        parser.error("--fit needs --data, the trajectory folder to fit on")
     check_world_model(world_model, cfg, args.data)
-    to_input = world_model.frames.pixels_to_input
-    frames, states, episodes = recorded_frames(args.data)
     seeds = range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes)
     rows = []
     print(f"| readout fit | fit wall time | held-out grasp point (cm, per axis) | {' | '.join(PRESETS)} |")
     print(f"|---|---:|---|{'---:|' * len(PRESETS)}")
+    if not args.fit:
+        scenes = scene_errors_cm(world_model, cfg, seeds)
+        print(f"| the model's own | — | — | {' | '.join(f'{scenes[s]:.2f}' for s in PRESETS)} |")
+        rows.append({"fit": None, "scenes_cm": scenes})
+    else:
+        frames, states, episodes = recorded_frames(args.data)
     for settings in args.fit:
         overrides = [f"world_model.state_readout.{s}" for s in settings.split(",") if s]
         fit_cfg = load_config(args.config, overrides, WorldModelPreset).world_model.state_readout
         readout = fit_cfg.build(states.shape[1], world_model.frames.image_size[0])
         tic = time.perf_counter()
+        to_input = world_model.frames.pixels_to_input
         held_out = fit_state_readout(readout, frames, states, episodes, to_input, fit_cfg, "cpu", False)
         seconds = time.perf_counter() - tic
         world_model.state_readout = readout
