@@ -10,10 +10,10 @@ Each `--fit` is a comma-separated list of `world_model.state_readout` settings o
 empty one: the preset's own); without `--fit` the model's own saved readout is measured. `--near` adds a
 row per readout: the error of the reads made along the scripted expert's approach from 2-8 cm away, where
 the planner must tell "there" from "almost there" (a pair readout's reads improve as the arm nears the
-goal, so the first frame's error alone does not say how far off the arm will stop). The readouts take the model's own input normalisation; the seeds of the
-split are checked against the model's training seeds first, as every evaluation does. Prints one row per
-fit: its wall time, the held-out frames' error and the mean grasp-point error (cm) on each scene's goal
-images; `--json PATH` also writes them.
+goal, so the first frame's error alone does not say how far off the arm will stop). The readouts take the
+model's own input normalisation; the seeds of the split are checked against the model's training seeds
+first, as every evaluation does. Prints one row per fit: its wall time, the held-out frames' error and
+the mean grasp-point error (cm) on each scene's goal images; `--json PATH` also writes them.
 """
 
 from __future__ import annotations
@@ -118,12 +118,12 @@ def main() -> None:
         rows.append({"fit": None, **measure("the model's own", "—", "—")})
     else:
         frames, states, episodes = recorded_frames(args.data)
+        to_input = world_model.frames.pixels_to_input
     for settings in args.fit:
         overrides = [f"world_model.state_readout.{s}" for s in settings.split(",") if s]
         fit_cfg = load_config(args.config, overrides, WorldModelPreset).world_model.state_readout
         readout = fit_cfg.build(states.shape[1], world_model.frames.image_size[0])
         tic = time.perf_counter()
-        to_input = world_model.frames.pixels_to_input
         held_out = fit_state_readout(readout, frames, states, episodes, to_input, fit_cfg, "cpu", False)
         seconds = time.perf_counter() - tic
         world_model.state_readout = readout

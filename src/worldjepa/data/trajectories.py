@@ -108,7 +108,8 @@ class TrajectoryWriter:
 
     Opening an existing folder appends new chunks after the last one; its meta must match, but for the
     variation: a folder may mix looks (e.g. the default scene and randomised lights), each episode records
-    its own, and meta.json keeps the first collection's. One writer per folder at a time. Use as a context manager (or call `close`) to write the last chunk.
+    its own, and meta.json keeps the first collection's. One writer per folder at a time. Use as a context
+    manager (or call `close`) to write the last chunk.
     """
 
     def __init__(
