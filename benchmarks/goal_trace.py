@@ -51,25 +51,30 @@ def main() -> None:
     probe = cfg.env.make()
     action_space = probe.action_space
     agent = row_policy(WORLD_MODEL, cfg, args.model, action_space)  # checks the seeds against its training
-    read_goal = agent._goal_latent
+    # Each re-plan reads the goal once (the world model's encode_goal) and pools it (the agent's
+    # _goal_latent): record both as they happen, so the trace costs no extra read.
+    encode_goal, pool_goal = agent.world_model.encode_goal, agent._goal_latent
+    raw: list[np.ndarray] = []
     trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def traced(batch: dict[str, torch.Tensor]):
-        raw = agent.world_model.encode_goal(agent.goal_images[agent.goal_index], batch).proprio
-        pooled = read_goal(batch)
-        trace.append(
-            (raw[0, :3].cpu().numpy(), pooled.proprio[0, :3].cpu().numpy(), batch["state"][0, :3].numpy())
-        )
-        return pooled
+    def read(*args, **kwargs):
+        goal = encode_goal(*args, **kwargs)
+        raw.append(goal.proprio[0, :3].cpu().numpy())
+        return goal
 
-    agent._goal_latent = traced
+    def pooled(batch: dict[str, torch.Tensor]):
+        goal = pool_goal(batch)
+        trace.append((raw[-1], goal.proprio[0, :3].cpu().numpy(), batch["state"][0, :3].numpy()))
+        return goal
+
+    agent.world_model.encode_goal, agent._goal_latent = read, pooled
     view = line_of_sight(cfg.env.variation)
     offsets, failed = [], []
     print("re-plan triples: (raw read, pooled estimate, arm), each its distance to the true goal in cm")
     for seed in range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes):
         probe.reset(seed=seed)
         goal = probe.unwrapped.goal_observation()["state"][:3]
-        trace.clear()
+        raw.clear(), trace.clear()
         episode = evaluate(cfg.env.make, agent, episodes=1, seed=seed, progress=False).episodes[0]
         cm = [tuple(100 * np.linalg.norm(value - goal) for value in row) for row in trace]
         offset = 100 * (goal - trace[-1][2])

@@ -22,7 +22,9 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -33,42 +35,47 @@ from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
 from worldjepa.stages.evaluate import check_world_model
 
+#: The errors (cm) of the goal reads of one episode: (env, its reset seed) -> errors.
+EpisodeErrors = Callable[[gym.Env, int], list[float]]
 
-def scene_errors_cm(world_model: ACWorldModel, cfg: WorldModelPreset, seeds: range) -> dict[str, float]:
-    """Mean grasp-point error (cm) of the world model's readout on the goal images of `seeds`, per scene
-    (a pair readout reads them from the episode's first frame, the farthest it reads from)."""
+
+def mean_per_scene(cfg: WorldModelPreset, seeds: range, episode_errors: EpisodeErrors) -> dict[str, float]:
+    """The mean of `episode_errors(env, seed)` over the episodes of `seeds`, in every arm scene."""
     errors = {}
     for scene in PRESETS:
         env = dataclasses.replace(cfg.env, variation=scene).make()
-        distances = []
-        for seed in seeds:
-            start, _ = env.reset(seed=seed)
-            distances.append(grasp_error_cm(world_model, env.unwrapped.goal_observation(), start))
+        values = [value for seed in seeds for value in episode_errors(env, seed)]
         env.close()
-        errors[scene] = float(np.mean(distances))
+        errors[scene] = float(np.mean(values)) if values else float("nan")
     return errors
 
 
-def near_goal_errors_cm(
-    world_model: ACWorldModel, cfg: WorldModelPreset, seeds: range, near: tuple[float, float] = (2.0, 8.0)
-) -> dict[str, float]:
-    """Mean grasp-point error (cm) of the goal reads made from the frames of the noiseless scripted
-    expert's approach that are `near` (cm, true distance) from the goal, per scene."""
-    errors = {}
-    for scene in PRESETS:
-        env = dataclasses.replace(cfg.env, variation=scene).make()
-        distances = []
-        for seed in seeds:
-            observation, _ = env.reset(seed=seed)
-            goal, rng, done = env.unwrapped.goal_observation(), np.random.default_rng(seed), False
-            while not done:
-                away = 100 * np.linalg.norm(observation["state"][:3] - goal["state"][:3])
-                if near[0] <= away < near[1]:
-                    distances.append(grasp_error_cm(world_model, goal, observation))
-                observation, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action(rng, 0.0))
-                done = terminated or truncated
-        env.close()
-        errors[scene] = float(np.mean(distances)) if distances else float("nan")
+def first_frame_errors(world_model: ACWorldModel) -> EpisodeErrors:
+    """The grasp-point error (cm) of the goal read from the episode's first frame (a pair readout's
+    farthest read; a single-frame readout reads the goal image alone)."""
+
+    def errors(env: gym.Env, seed: int) -> list[float]:
+        start, _ = env.reset(seed=seed)
+        return [grasp_error_cm(world_model, env.unwrapped.goal_observation(), start)]
+
+    return errors
+
+
+def near_goal_errors(world_model: ACWorldModel, near: tuple[float, float] = (2.0, 8.0)) -> EpisodeErrors:
+    """The grasp-point errors (cm) of the goal reads made from the frames of the noiseless scripted
+    expert's approach that are `near` (cm, true distance) from the goal."""
+
+    def errors(env: gym.Env, seed: int) -> list[float]:
+        observation, _ = env.reset(seed=seed)
+        goal, rng, done, found = env.unwrapped.goal_observation(), np.random.default_rng(seed), False, []
+        while not done:
+            away = 100 * np.linalg.norm(observation["state"][:3] - goal["state"][:3])
+            if near[0] <= away < near[1]:
+                found.append(grasp_error_cm(world_model, goal, observation))
+            observation, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action(rng, 0.0))
+            done = terminated or truncated
+        return found
+
     return errors
 
 
@@ -107,10 +114,10 @@ def main() -> None:
     print(f"|---|---:|---|{'---:|' * len(PRESETS)}")
 
     def measure(name: str, seconds: str, held_out: str) -> dict[str, dict[str, float]]:
-        row = {"scenes_cm": scene_errors_cm(world_model, cfg, seeds)}
+        row = {"scenes_cm": mean_per_scene(cfg, seeds, first_frame_errors(world_model))}
         print_row(name, seconds, held_out, row["scenes_cm"])
         if args.near:
-            row["near_goal_cm"] = near_goal_errors_cm(world_model, cfg, seeds)
+            row["near_goal_cm"] = mean_per_scene(cfg, seeds, near_goal_errors(world_model))
             print_row(f"{name}, from 2-8 cm away", seconds, held_out, row["near_goal_cm"])
         return row
 
