@@ -249,6 +249,7 @@ def test_cem_plans_through_the_world_model():
         min_std=0.0,
         seed=0,
         action_cost=0.0,
+        noise_beta=0.0,
     )
     result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
     assert result.actions.shape == (3, 2) and np.isfinite(result.energy)

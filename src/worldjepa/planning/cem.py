@@ -27,7 +27,8 @@ class CEM(SamplingPlanner):
         min_std: float,
         **search: Any,
     ) -> None:
-        """`search`: horizon, samples, iterations, init_std, seed, action_cost, low, high (see
+        """`search`: horizon, samples, iterations, init_std, seed, action_cost, noise_beta, low,
+        high (see
         `SamplingPlanner`)."""
         super().__init__(action_dim, **search)
         if not 1 <= top_k <= self.samples:

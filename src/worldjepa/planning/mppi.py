@@ -19,8 +19,8 @@ class MPPI(SamplingPlanner):
     """MPPI over action sequences [H, A]; `temperature` is lambda, in energy units."""
 
     def __init__(self, action_dim: int, *, temperature: float, **search: Any) -> None:
-        """`search`: horizon, samples, iterations, init_std (the noise std, fixed), seed, action_cost, low,
-        high (see `SamplingPlanner`)."""
+        """`search`: horizon, samples, iterations, init_std (the noise std, fixed), seed, action_cost,
+        noise_beta, low, high (see `SamplingPlanner`)."""
         super().__init__(action_dim, **search)
         if temperature <= 0:
             raise UserError(f"MPPI temperature must be > 0, got {temperature}")

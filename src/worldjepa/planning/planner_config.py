@@ -24,6 +24,8 @@ class PlannerConfig:
     """kind: cem (V-JEPA 2-AC's planner) | mppi. horizon: model steps planned; samples x iterations:
     candidates scored per re-plan; init_std: the Gaussian's starting std (CEM; MPPI keeps it fixed);
     top_k / momentum / min_std: CEM's elites, smoothing and std floor; temperature: MPPI's lambda.
+    noise_beta: the sampling noise's colour along the horizon, power spectrum 1 / f^beta (0: white, as
+    V-JEPA 2-AC; 2: iCEM's, smooth candidates that make long detours).
     execute_steps: env actions run per re-plan. action_cost: weight of the mean |action| in the energy
     (holds the agent still at the goal; 0 = off, as V-JEPA 2-AC). action_low / action_high: planner
     bounds inside the env's (a number or one per action dimension; None = the env's). hold_actions: one
@@ -45,6 +47,7 @@ class PlannerConfig:
     init_std: float = 0.5
     min_std: float = 0.05
     temperature: float = 0.01
+    noise_beta: float = 0.0
     execute_steps: int = 1
     action_cost: float = 0.0
     action_low: Bound = None
@@ -77,6 +80,7 @@ class PlannerConfig:
             "init_std": self.init_std,
             "seed": self.seed,
             "action_cost": self.action_cost,
+            "noise_beta": self.noise_beta,
             "low": low.repeat(frame_skip),
             "high": high.repeat(frame_skip),
         }

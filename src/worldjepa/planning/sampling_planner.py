@@ -16,6 +16,9 @@ Two choices worth knowing:
   near the goal many plans tie and the best one is a random walk that happens to end well: the agent
   executes its first moves and wanders off the goal. The cost breaks the tie toward holding still
   (Two Rooms: 19 of 20 episodes reached the goal, only 11 were still there at the end).
+- `noise_beta` (0 = white noise, V-JEPA 2-AC) colours the sampling noise along the horizon (iCEM): with
+  independent steps a candidate's moves mostly cancel out, so no candidate makes the long detour a wall
+  asks for; correlated steps do (Two Rooms, 50 validation episodes: 88 % white, 92 % at beta 2).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class SamplingPlanner:
         init_std: float,
         seed: int,
         action_cost: float,
+        noise_beta: float,
         low: float | Sequence[float] | Tensor | None = None,
         high: float | Sequence[float] | Tensor | None = None,
     ) -> None:
@@ -105,7 +109,9 @@ class SamplingPlanner:
         if action_cost < 0:
             raise UserError(f"planner action_cost must be >= 0, got {action_cost}")
         self.action_dim, self.horizon, self.init_std = action_dim, horizon, init_std
-        self.action_cost = action_cost
+        if noise_beta < 0:
+            raise UserError(f"planner noise_beta must be >= 0 (0 = white noise), got {noise_beta}")
+        self.action_cost, self.noise_beta = action_cost, noise_beta
         self.samples, self.iterations = samples, iterations
         self.low = per_dim_bound(low, action_dim, -math.inf)
         self.high = per_dim_bound(high, action_dim, math.inf)
@@ -140,7 +146,7 @@ class SamplingPlanner:
         start_c = start.expand(self.samples)
         best_actions, best_energy, history = mean, math.inf, []
         for _ in range(self.iterations):
-            noise = torch.randn((self.samples - 1, *shape), generator=generator, device=device)
+            noise = self._noise(generator, device)
             candidates = torch.cat([mean[None], mean + std * noise]).clamp(low, high)  # [C, H, A]
             energies = objective(unroll(start_c, candidates)).float()  # [C]
             if self.action_cost:
@@ -151,6 +157,27 @@ class SamplingPlanner:
                 best_actions, best_energy = candidates[i], history[-1]
             mean, std = self._refit(candidates, energies, mean, std)
         return PlanResult(best_actions.clone(), best_energy, self.iterations, history)
+
+    def _noise(self, generator: torch.Generator, device: torch.device) -> Tensor:
+        """Unit-variance Gaussian noise [C-1, H, A] for the candidates: white (independent steps) at
+        noise_beta 0, else coloured, power spectrum 1 / f^beta along the horizon (iCEM, Pinneri et al.
+        2020): successive steps tend to move alike, so candidates include long moves one way (a detour)."""
+        count, horizon, dims = self.samples - 1, self.horizon, self.action_dim
+        if not self.noise_beta:
+            return torch.randn((count, horizon, dims), generator=generator, device=device)
+        freqs = torch.fft.rfftfreq(horizon, device=device)
+        freqs[0] = 1.0 / horizon  # the constant part weighs as much as the lowest frequency
+        amplitude = freqs ** (-self.noise_beta / 2)
+        # The constant part (and, for an even horizon, the alternating one) enters the signal once and is
+        # real; every other frequency enters twice (itself and its mirror).
+        copies = torch.full_like(amplitude, 2.0)
+        copies[0] = 1.0
+        if horizon % 2 == 0:
+            copies[-1] = 1.0
+        real, imag = torch.randn((2, count, dims, len(freqs)), generator=generator, device=device)
+        spectrum = torch.complex(real, imag * (copies > 1)) * amplitude
+        std = (copies * amplitude).square().sum().sqrt() / horizon
+        return (torch.fft.irfft(spectrum, n=horizon) / std).transpose(1, 2)
 
     def _refit(
         self, candidates: Tensor, energies: Tensor, mean: Tensor, std: Tensor
