@@ -49,7 +49,7 @@ class CollectResult:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def _episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) -> tuple[int, str, int]:
+def episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) -> tuple[int, str, int]:
     """(reset seed, policy name, policy rng seed) of one episode, from the collection seed alone."""
     rng = np.random.default_rng([seed, episode])
     reset_seed = int(rng.integers(2**31))
@@ -167,7 +167,7 @@ def collect(
 
     out_dir = Path(out_dir)
     first = TrajectoryDataset(out_dir, clip_length=1).num_episodes if (out_dir / "meta.json").exists() else 0
-    plans = [_episode_plan(seed, first + i, policy, expert_fraction) for i in range(episodes)]
+    plans = [episode_plan(seed, first + i, policy, expert_fraction) for i in range(episodes)]
     writer = TrajectoryWriter(
         out_dir, env_id, (image_size, image_size), action_dim, state_dim, variation or "default", chunk_frames
     )
