@@ -18,7 +18,8 @@ Two choices worth knowing:
   (Two Rooms: 19 of 20 episodes reached the goal, only 11 were still there at the end).
 - `noise_beta` (0 = white noise, V-JEPA 2-AC) colours the sampling noise along the horizon (iCEM): with
   independent steps a candidate's moves mostly cancel out, so no candidate makes the long detour a wall
-  asks for; correlated steps do (Two Rooms, 50 validation episodes: 88 % white, 92 % at beta 2).
+  asks for; correlated steps do (Two Rooms, 50 episodes, white vs beta 2: validation 88 -> 92 %, test
+  86 -> 92 %).
 """
 
 from __future__ import annotations
