@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from worldjepa.envs.two_rooms import TwoRoomsEnv
-from worldjepa.methods.proprio_fit import Transitions, fit_proprio_head
+from worldjepa.methods.proprio_fit import Transitions, episode_transitions, fit_proprio_head
 from worldjepa.nn.proprio_head import unroll_states
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import WorldModelPreset, load_config
@@ -89,14 +89,13 @@ def collected_transitions(cfg: WorldModelPreset, episodes: int, skip: int) -> Tr
     """Every (state, k actions, state k moves later) of a fresh collection with the preset's policy mix."""
     env = cfg.env.make()
     noise, seed = cfg.collect.noise, cfg.collect.seed + 1  # not the training collection's episodes
-    states, actions, next_states = [], [], []
+    per_episode = []
     for episode in range(episodes):
         plan = episode_plan(seed, episode, cfg.collect.policy, cfg.collect.expert_fraction)
         recorded = run_episode(env, *plan, noise=noise)
         s, a = torch.tensor(recorded["states"]), torch.tensor(recorded["actions"])
-        states.append(s[: len(a) - skip + 1]), next_states.append(s[skip:])
-        actions.append(a.unfold(0, skip, 1).transpose(1, 2).flatten(1))
-    return Transitions(torch.cat(states), torch.cat(actions), torch.cat(next_states))
+        per_episode.append(episode_transitions(s, a, skip))
+    return Transitions(*(torch.cat(part) for part in zip(*per_episode, strict=True)))
 
 
 def main() -> None:

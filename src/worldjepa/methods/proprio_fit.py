@@ -63,10 +63,17 @@ class Transitions(NamedTuple):
     frames: Tensor | None = None
 
 
+def episode_transitions(states: Tensor, actions: Tensor, frame_skip: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One episode's (s_t, a_t..a_{t+k-1} concatenated time-major, s_{t+k}) for every t, k = frame_skip;
+    states [T+1, S], actions [T, A] (T >= k)."""
+    window = len(actions) - frame_skip + 1
+    return states[:window], actions.unfold(0, frame_skip, 1).transpose(1, 2).flatten(1), states[frame_skip:]
+
+
 def cached_transitions(cache_dir: str | Path, frame_skip: int, frames: bool = False) -> Transitions:
     """Every (s_t, a_t..a_{t+k-1} concatenated, s_{t+k}) of an embedding cache's episodes, k = frame_skip,
     with the latent of s_t's frame if `frames`."""
-    states, actions, next_states, latents = [], [], [], []
+    episodes, latents = [], []
     for path in sorted(Path(cache_dir).glob("episode_*.safetensors")):
         with safe_open(str(path), framework="pt") as f:
             s, a = f.get_tensor("states").float(), f.get_tensor("actions").float()
@@ -74,13 +81,11 @@ def cached_transitions(cache_dir: str | Path, frame_skip: int, frames: bool = Fa
                 continue
             if frames:
                 latents.append(f.get_slice("z")[: len(a) - frame_skip + 1].flatten(1))
-        states.append(s[: len(a) - frame_skip + 1])
-        next_states.append(s[frame_skip:])
-        actions.append(a.unfold(0, frame_skip, 1).transpose(1, 2).flatten(1))  # [n, k*A], time-major
-    if not states:
+        episodes.append(episode_transitions(s, a, frame_skip))
+    if not episodes:
         raise UserError(f"no episode in {cache_dir} is longer than frame_skip {frame_skip}")
     return Transitions(
-        torch.cat(states), torch.cat(actions), torch.cat(next_states), torch.cat(latents) if frames else None
+        *(torch.cat(part) for part in zip(*episodes, strict=True)), torch.cat(latents) if frames else None
     )
 
 
