@@ -11,7 +11,7 @@ simulator (only this measurement sees it):
   rollouts that end more than 5 px off.
 
 `--refit N` also fits a fresh head the way post-training does (the preset's `proprio_fit`, `--steps` to
-change its length) on a new collection of N episodes (the preset's policy mix, states and actions only) and
+change its length; per move if the preset says so) on a new collection of N episodes (the preset's policy mix, states and actions only) and
 reports it on the same tests, beside the model's own head.
 
     python benchmarks/proprio_head_error.py --model runs/tr26/world_model [--refit 3000 --steps 64000]
@@ -125,8 +125,8 @@ def main() -> None:
             cfg.world_model.proprio_fit, steps=args.steps or cfg.world_model.proprio_fit.steps
         )
         tic = time.perf_counter()
-        data = collected_transitions(cfg, args.refit, skip)
-        head = proprio_head(cfg.world_model, data.states.shape[1], data.actions.shape[1], 0)
+        head = proprio_head(cfg.world_model, starts.shape[1], actions.shape[1], 0)
+        data = collected_transitions(cfg, args.refit, skip // head.moves)  # one move for a per-move head
         fit_proprio_head(head, data.states, data.actions, data.next_states, fit, "cpu", progress_bar=False)
         name = f"refit: {args.refit} episodes, {fit.steps} steps ({time.perf_counter() - tic:.0f} s)"
         heads[name] = head

@@ -35,6 +35,23 @@ def test_fit_learns_that_a_wall_stops_the_agent():
     torch.testing.assert_close(pushes, torch.tensor([[5.0], [5.0], [8.0]]), atol=0.15, rtol=0)
 
 
+def test_a_head_of_several_moves_learns_one_and_applies_it_per_action():
+    """Frame skip 3 with `moves=3`: the MLP is fitted on single moves and a step applies it to each of the
+    step's three actions in turn: a push into the wall stops there, whatever the step's other pushes do."""
+    head = ProprioHead(1, 3, FIT.hidden_dim, FIT.hidden_layers, moves=3)
+    errors = fit_proprio_head(head, *walled_moves(8000), FIT, device="cpu", progress_bar=False)
+    assert errors["val_mean_abs_error"] < 0.05  # of one move
+    starts = torch.tensor([[3.5], [4.2], [5.5], [2.5]])
+    pushes = torch.tensor([[1.0, 1.0, -0.6], [1.0, -0.5, 0.5], [0.5, 0.5, 0.5], [-0.4, 0.9, 0.9]])
+    truth = torch.tensor([[4.4], [5.0], [7.0], [3.9]])  # stopped at 5 on the way: in order, not summed
+    torch.testing.assert_close(head(starts, pushes), truth, atol=0.2, rtol=0)
+    assert build_proprio_head(head.config()).moves == 3  # the config keeps it
+    with pytest.raises(UserError, match="1 action values per transition \\(3 moves per model step\\)"):
+        fit_proprio_head(head, torch.zeros(10, 1), torch.zeros(10, 3), torch.zeros(10, 1), FIT, "cpu", False)
+    with pytest.raises(UserError, match="do not split into 2 moves"):
+        ProprioHead(1, 3, moves=2)
+
+
 def test_fit_does_not_depend_on_the_units():
     """Normalisation: the same data in other units (pixels vs metres) gives the same head, scaled."""
     heads = []

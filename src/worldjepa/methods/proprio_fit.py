@@ -11,7 +11,9 @@ it is fitted on its own, after the predictor, on all transitions rather than on 
   Rooms, from 4.5 px before the wall, four model steps of 5 pushes of 3 px into it (truth: 29.5 px
   each time): L1, 4,000 steps: 31, 37, 47, 61 px; squared error, 4,000 steps: 29.5, 30.0, 31.7, 38.5;
   16,000 steps (the preset): 29.4, 29.6, 29.9, 30.8;
-- a held-out share of the transitions reports how far off the fitted head is, in state units.
+- a held-out share of the transitions reports how far off the fitted head is, in state units;
+- a head of several moves (`per_move`: frame skip k, one env action learned and applied k times) is
+  fitted on single-action transitions (frame skip 1 of the same episodes).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from worldjepa.train.device import resolve_device
 class ProprioFitConfig:
     """hidden_dim / hidden_layers size the head's MLP; validation is the number of held-out transitions;
     frame_context: the head also reads the frame latent (`ProprioHead`'s context: a gripper that meets
-    a block stops at its width)."""
+    a block stops at its width); per_move: the head learns one env action and applies it frame-skip
+    times per model step (`ProprioHead`'s moves; its held-out errors are then those of one action)."""
 
     steps: int = 4000
     batch_size: int = 512
@@ -44,6 +47,7 @@ class ProprioFitConfig:
     validation: int = 2000
     seed: int = 0
     frame_context: bool = False
+    per_move: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.validation < 0 or not self.lr > 0:
@@ -114,14 +118,16 @@ def fit_proprio_head(
     progress_bar: bool = True,
     frames: Tensor | None = None,
 ) -> dict[str, float]:
-    """Fit `head` in place (AdamW, one-cycle lr, mean squared error of the normalised state change);
+    """Fit `head` in place (AdamW, one-cycle lr, mean squared error of the normalised state change) on
+    transitions of one of its moves (a head of `moves` > 1 learns single env actions: frame skip 1);
     returns the held-out mean and 99th-percentile absolute error per state value, in state units.
     `frames` [M, N*D]: the frame latents of a head that reads them (kept in their stored precision and
     moved per batch)."""
-    if states.shape[1] != head.state_dim or actions.shape[1] != head.action_dim:
+    if states.shape[1] != head.state_dim or actions.shape[1] != head.move_dim:
         raise UserError(
-            f"the proprio head takes {head.state_dim}-D states and {head.action_dim} action values, the data "
-            f"has {states.shape[1]} and {actions.shape[1]}; check world_model.frame_skip"
+            f"the proprio head takes {head.state_dim}-D states and {head.move_dim} action values per "
+            f"transition ({head.moves} moves per model step), the data has {states.shape[1]} and {actions.shape[1]}; "
+            "check world_model.frame_skip"
         )
     if head.context_dim and (frames is None or frames.shape != (len(states), head.context_dim)):
         raise UserError(
@@ -144,7 +150,9 @@ def fit_proprio_head(
 
     for _ in bar:
         batch = train[torch.randint(len(train), (cfg.batch_size,), generator=generator)].to(device)
-        error = (head(states[batch], actions[batch], context(batch)) - next_states[batch]) / head.delta_std
+        error = (
+            head.move(states[batch], actions[batch], context(batch)) - next_states[batch]
+        ) / head.delta_std
         loss = error.pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -159,5 +167,5 @@ def fit_proprio_head(
     if held_out == 0:
         return {}
     with torch.no_grad():
-        error = (head(states[val], actions[val], context(val)) - next_states[val]).abs()
+        error = (head.move(states[val], actions[val], context(val)) - next_states[val]).abs()
     return {"val_mean_abs_error": error.mean().item(), "val_p99_abs_error": error.quantile(0.99).item()}

@@ -34,6 +34,11 @@ class ProprioHead(nn.Module):
     `context_dim` > 0 also feeds the head the frame latent planned from (flattened, `context`): the
     state alone cannot tell whether closing fingers will meet a block (and stop at its width) or close
     on air; the picture can. The same frame serves every step of a rollout.
+
+    `moves` > 1: a step's actions are that many env actions (frame skip) and the MLP learns one of them,
+    applied once per action (`move`). Where a wall stops one move is a simpler rule than where it
+    stops five: Two Rooms, same 300 episodes, five-move head vs one move applied five times: 0.18 vs
+    0.07 px off on a free step, 0.60 vs 0.29 against a wall, 1.66 vs 1.01 through the door.
     """
 
     def __init__(
@@ -44,13 +49,20 @@ class ProprioHead(nn.Module):
         hidden_layers: int = 2,
         normalization: dict[str, list[float]] | None = None,
         context_dim: int = 0,
+        moves: int = 1,
     ) -> None:
         super().__init__()
         if hidden_layers < 1:
             raise UserError(f"the proprio head needs at least one hidden layer, got {hidden_layers}")
+        if moves < 1 or action_dim % moves:
+            raise UserError(
+                f"the proprio head's {action_dim} action values do not split into {moves} moves; "
+                "moves must divide them (it is the frame skip)"
+            )
         self.state_dim, self.action_dim, self.context_dim = state_dim, action_dim, context_dim
+        self.moves, self.move_dim = moves, action_dim // moves
         self.hidden_dim, self.hidden_layers = hidden_dim, hidden_layers
-        layers: list[nn.Module] = [nn.Linear(state_dim + action_dim + context_dim, hidden_dim), nn.GELU()]
+        layers: list[nn.Module] = [nn.Linear(state_dim + self.move_dim + context_dim, hidden_dim), nn.GELU()]
         for _ in range(hidden_layers - 1):
             layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
         self.mlp = nn.Sequential(*layers, nn.Linear(hidden_dim, state_dim))
@@ -59,9 +71,10 @@ class ProprioHead(nn.Module):
         self.set_normalization(normalization)
 
     def set_normalization(self, normalization: dict[str, list[float]] | None) -> None:
-        """Keys state_mean, state_std (S), action_mean, action_std (A) and delta_std (S); None: identity."""
+        """Keys state_mean, state_std (S), action_mean, action_std (values of one move) and delta_std (S,
+        of one move); None: identity."""
         sizes = {
-            key: self.action_dim if key.startswith("action") else self.state_dim for key in NORMALIZATION_KEYS
+            key: self.move_dim if key.startswith("action") else self.state_dim for key in NORMALIZATION_KEYS
         }
         identity = {key: [0.0 if key.endswith("mean") else 1.0] * n for key, n in sizes.items()}
         given = identity if normalization is None else normalization
@@ -76,6 +89,12 @@ class ProprioHead(nn.Module):
 
     def forward(self, states: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
         """states [..., S], actions [..., A] (context [..., context_dim]) -> next states [..., S]."""
+        for move in actions.unflatten(-1, (self.moves, self.move_dim)).unbind(-2):
+            states = self.move(states, move, context)
+        return states
+
+    def move(self, states: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
+        """One move: states [..., S], actions [..., A / moves] -> states [..., S]; what the fit trains."""
         inputs = [(states - self.state_mean) / self.state_std, (actions - self.action_mean) / self.action_std]
         if self.context_dim:
             if context is None or context.shape[-1] != self.context_dim:
@@ -98,6 +117,8 @@ class ProprioHead(nn.Module):
             config["normalization"] = {key: getattr(self, key).tolist() for key in NORMALIZATION_KEYS}
         if self.context_dim:
             config["context_dim"] = self.context_dim
+        if self.moves > 1:
+            config["moves"] = self.moves
         return config
 
 

@@ -54,6 +54,12 @@ def proprio_head(
         return None
     fit = cfg.proprio_fit
     sizes = {"hidden_dim": fit.hidden_dim, "hidden_layers": fit.hidden_layers}
+    if fit.per_move:
+        if cfg.proprio != "learned":
+            raise UserError(
+                "world_model.proprio_fit.per_move needs the learned proprio head (proprio: learned)"
+            )
+        sizes["moves"] = cfg.frame_skip
     if fit.frame_context:
         if cfg.proprio != "learned":
             raise UserError(
@@ -115,7 +121,7 @@ def run_posttrain(
     # every rank fits the same heads (same data, same seed)
     if isinstance(proprio, ProprioHead):
         states, actions, next_states, latents = cached_transitions(
-            cache, cfg.frame_skip, bool(proprio.context_dim)
+            cache, cfg.frame_skip // proprio.moves, bool(proprio.context_dim)
         )
         errors = fit_proprio_head(
             proprio,
