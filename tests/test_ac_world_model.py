@@ -179,16 +179,16 @@ def test_unroll_shapes(tokens_per_frame, n, proprio):
 def test_save_load_round_trip(tmp_path, video):
     if (
         video
-    ):  # V-JEPA 2 style: RoPE video encoder, learned proprio head reading the frame, pooled 2x2 latents
+    ):  # V-JEPA 2 style: RoPE video encoder, learned per-move proprio head reading the frame, 2x2 latents
         encoder, tokens = tiny_encoder(), 4
         stats = {
             "state_mean": [1, 2],
             "state_std": [3, 4],
-            "action_mean": [0, 1],
-            "action_std": [2, 3],
+            "action_mean": [1],
+            "action_std": [3],
             "delta_std": [0.5, 2],
-        }  # what a fit sets: kept in config.json, not in the weights
-        head = ProprioHead(2, 2, hidden_dim=16, hidden_layers=3, normalization=stats, context_dim=4 * DIM)
+        }  # what a fit sets: kept in config.json, not in the weights; actions of one move
+        head = ProprioHead(2, 2, 16, 3, normalization=stats, context_dim=4 * DIM, moves=2)
         torch.nn.init.normal_(head.mlp[-1].weight)  # not the zero init: make the head matter
     else:  # I-JEPA style: sin-cos image encoder, additive proprio, the full patch grid
         encoder = VisionTransformer(img_size=SIZE, patch_size=8, embed_dim=DIM, depth=1, num_heads=2)

@@ -265,7 +265,8 @@ def test_readout_refit_replaces_only_the_readout_and_adds_the_new_seeds(tiny_wor
     record = dict(workers=0, image_size=32, max_steps=10, progress=False)
     collect("worldjepa/ArmReach-v0", 3, tmp_path / "data", seed=0, **record)
     collect("worldjepa/ArmReach-v0", 3, tmp_path / "lights", seed=40, variation="random_lights", **record)
-    cfg = tiny_world_model_cfg.world_model
+    cfg = tiny_world_model_cfg.world_model  # with a head of 2 moves per model step, kept by the refit
+    cfg = replace(cfg, frame_skip=2, proprio_fit=replace(cfg.proprio_fit, per_move=True))
     encoder = save_ablation_encoder(
         "random", tiny_world_model_cfg.stage1(tmp_path / "data"), tmp_path / "enc"
     )
@@ -281,6 +282,7 @@ def test_readout_refit_replaces_only_the_readout_and_adds_the_new_seeds(tiny_wor
         before.frames.encoder.patch_embed.proj.weight, after.frames.encoder.patch_embed.proj.weight
     )
     assert after.state_readout.pair and not before.state_readout.pair
+    assert before.proprio_head.moves == after.proprio_head.moves == 2
     new_seeds = TrajectoryDataset(tmp_path / "lights", clip_length=1).episode_seeds
     assert after.trained_on["seeds"] == sorted({*before.trained_on["seeds"], *new_seeds})
     assert len(after.trained_on["seeds"]) == 6
