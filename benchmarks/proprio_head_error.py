@@ -10,9 +10,9 @@ simulator (only this measurement sees it):
   starts pressed against the wall with the goal in the other room: the final error, and the share of
   rollouts that end more than 5 px off.
 
-`--refit N` also fits a fresh head the way post-training does (the preset's `proprio_fit`, `--steps` to
-change its length; per move if the preset says so) on a new collection of N episodes (the preset's policy mix, states and actions only) and
-reports it on the same tests, beside the model's own head.
+`--refit N` also fits a fresh head the way post-training does (the preset's `proprio_fit`, per move if it
+says so, `--steps` to change its length) on a new collection of N episodes (the preset's policy mix,
+states and actions only) and reports it on the same tests, beside the model's own head.
 
     python benchmarks/proprio_head_error.py --model runs/tr26/world_model [--refit 3000 --steps 64000]
 """

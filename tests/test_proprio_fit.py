@@ -10,6 +10,8 @@ from worldjepa.data.embedding_cache import EmbeddingClips
 from worldjepa.errors import UserError
 from worldjepa.methods.proprio_fit import ProprioFitConfig, cached_transitions, fit_proprio_head
 from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
+from worldjepa.presets import WorldModelConfig
+from worldjepa.stages.posttrain import proprio_head
 
 WALL = 5.0
 
@@ -137,3 +139,14 @@ def test_cached_transitions_match_the_post_training_clips(tmp_path):
         assert torch.equal(clip["states"][0], states[i]) and torch.equal(clip["states"][1], next_states[i])
         assert torch.equal(clip["actions"][0], actions[i])
         assert torch.equal(clip["z"][0].flatten(), with_frames[i])
+
+
+def test_per_move_and_frame_context_ask_for_the_learned_head():
+    """The preset builds a head of frame-skip moves; options only the learned head has are refused, not
+    ignored, on the analytic one."""
+    cfg = replace(WorldModelConfig(), frame_skip=5, proprio_fit=ProprioFitConfig(per_move=True))
+    assert proprio_head(cfg, 2, 10, 0).moves == 5
+    for option in ("per_move", "frame_context"):
+        additive = replace(cfg, proprio="additive", proprio_fit=ProprioFitConfig(**{option: True}))
+        with pytest.raises(UserError, match=f"proprio_fit.{option} needs the learned proprio head"):
+            proprio_head(additive, 2, 10, 64)

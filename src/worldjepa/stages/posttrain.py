@@ -53,22 +53,20 @@ def proprio_head(
     if cfg.proprio == "none":
         return None
     fit = cfg.proprio_fit
-    sizes = {"hidden_dim": fit.hidden_dim, "hidden_layers": fit.hidden_layers}
-    if fit.per_move:
-        if cfg.proprio != "learned":
+    if cfg.proprio != "learned":
+        learned_only = [name for name in ("per_move", "frame_context") if getattr(fit, name)]
+        if learned_only:
             raise UserError(
-                "world_model.proprio_fit.per_move needs the learned proprio head (proprio: learned)"
+                f"world_model.proprio_fit.{learned_only[0]} needs the learned proprio head (proprio: learned)"
             )
-        sizes["moves"] = cfg.frame_skip
-    if fit.frame_context:
-        if cfg.proprio != "learned":
-            raise UserError(
-                "world_model.proprio_fit.frame_context needs the learned proprio head (proprio: learned)"
-            )
-        sizes["context_dim"] = frame_dim
-    extra = sizes if cfg.proprio == "learned" else {}
-    return build_proprio_head(
-        {"kind": cfg.proprio, "state_dim": state_dim, "action_dim": action_dim, **extra}
+        return build_proprio_head({"kind": cfg.proprio, "state_dim": state_dim, "action_dim": action_dim})
+    return ProprioHead(
+        state_dim,
+        action_dim,
+        fit.hidden_dim,
+        fit.hidden_layers,
+        context_dim=frame_dim if fit.frame_context else 0,
+        moves=cfg.frame_skip if fit.per_move else 1,
     )
 
 
