@@ -143,8 +143,17 @@ def main() -> None:
         f"{'config':38s} {'N':>3s} {'s/iter':>8s} {'cpu s/iter':>10s} {'s/re-plan':>10s} {'official':>9s}"
     )
     print(header + "\n" + "-" * len(header))
-    # V-JEPA 2-AC's search settings (momentum, no std floor, white noise) and action bounds
-    fixed = dict(momentum=0.15, min_std=0.0, seed=0, action_cost=0.0, noise_beta=0.0)
+    # V-JEPA 2-AC's search settings (momentum, no std floor, white noise, no elite reuse, no zero plan) and
+    # action bounds
+    fixed = dict(
+        momentum=0.15,
+        min_std=0.0,
+        seed=0,
+        action_cost=0.0,
+        noise_beta=0.0,
+        keep_elites=0,
+        zero_candidate=False,
+    )
     bounds = dict(fixed, init_std=0.05, low=-0.075, high=0.075)
     for tokens in (1, 16):
         model = BenchmarkModel(make_rollout(args.model, tokens, args.device), tokens)

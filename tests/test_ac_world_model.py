@@ -250,6 +250,8 @@ def test_cem_plans_through_the_world_model():
         seed=0,
         action_cost=0.0,
         noise_beta=0.0,
+        keep_elites=0,
+        zero_candidate=False,
     )
     result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
     assert result.actions.shape == (3, 2) and np.isfinite(result.energy)

@@ -7,6 +7,7 @@ model is z_{t+1} = z_t + B a_t, so optimal plans are known in closed form.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -24,7 +25,17 @@ from worldjepa.eval.closed_loop import (
     summarise,
     wilson_interval,
 )
-from worldjepa.planning import CEM, MPPI, GoalEnergy, Latent, MPCAgent, PlannerConfig, build_agent, shift_plan
+from worldjepa.planning import (
+    CEM,
+    MPPI,
+    GoalEnergy,
+    Latent,
+    MPCAgent,
+    PlannerConfig,
+    PlanResult,
+    build_agent,
+    shift_plan,
+)
 from worldjepa.planning.goal import GoalImage, PrivilegedGoal
 from worldjepa.viz.episodes import save_episode_gif
 
@@ -134,14 +145,16 @@ def quadratic_problem(horizon: int = 3):
 
 
 #: CEM's settings that these tests do not vary: V-JEPA 2-AC's momentum, no std floor, no control cost,
-#: white noise.
-CEM_PAPER = dict(momentum=0.15, min_std=0.0, seed=0, action_cost=0.0, noise_beta=0.0)
+#: white noise, no elites carried over, no zero plan.
+CEM_PAPER = dict(
+    momentum=0.15, min_std=0.0, seed=0, action_cost=0.0, noise_beta=0.0, keep_elites=0, zero_candidate=False
+)
 
 
 def make_cem(**kw):
     args = dict(
         action_dim=2, horizon=3, samples=200, top_k=10, iterations=30, init_std=0.5, min_std=0.01, seed=0,
-        momentum=0.15, action_cost=0.0, noise_beta=0.0,
+        momentum=0.15, action_cost=0.0, noise_beta=0.0, keep_elites=0, zero_candidate=False,
     )  # fmt: skip
     return CEM(**{**args, **kw})
 
@@ -157,6 +170,8 @@ def make_mppi(**kw):
         seed=0,
         action_cost=0.0,
         noise_beta=0.0,
+        keep_elites=0,
+        zero_candidate=False,
     )
     return MPPI(**{**args, **kw})
 
@@ -268,6 +283,28 @@ def test_action_cost_holds_still_at_the_goal(make):
 
 
 @pytest.mark.parametrize("make", PLANNERS)
+def test_zero_candidate_holds_still_when_nothing_sampled_does_better(make):
+    """Start on the goal with a warm start that walks away and little noise: no sampled plan comes back,
+    so the planner returns a plan ending off the goal, unless the all-zero plan is a candidate."""
+    model = LinearModel(B)
+    start = goal = Latent(GOAL.view(1, 1, 2))
+    energy = GoalEnergy(metric="l2", steps="last")
+
+    def objective(pred):
+        return energy(pred, goal)
+
+    away = torch.tensor([[0.2, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    settings = dict(iterations=1, samples=20, init_std=0.01)
+    drifting = make(**settings).plan(model.unroll, start, objective, warm_start=away)
+    still = make(**settings, zero_candidate=True).plan(model.unroll, start, objective, warm_start=away)
+    assert drifting.energy > 0.01 and (drifting.actions[0] - away[0]).abs().max() < 0.05
+    assert still.energy == 0.0 and torch.equal(still.actions, torch.zeros(3, 2))
+    assert torch.equal(model.calls[-1][1], torch.zeros(3, 2)) and model.calls[-1].shape[0] == 20
+    with pytest.raises(UserError, match="keep_elites"):
+        make(samples=10, keep_elites=8, zero_candidate=True)
+
+
+@pytest.mark.parametrize("make", PLANNERS)
 def test_planner_is_seeded(make):
     model, start, objective, _ = quadratic_problem()
     planner = make(iterations=3)
@@ -290,7 +327,7 @@ def test_coloured_noise_samples_long_moves_one_way(make):
     def nearest(beta: float) -> tuple[float, torch.Tensor]:
         planner = make(horizon=horizon, samples=256, iterations=1, init_std=1.0, low=-1.0, high=1.0,
                        noise_beta=beta)  # fmt: skip
-        noise = planner._noise(torch.Generator().manual_seed(0), torch.device("cpu"))
+        noise = planner._noise(torch.Generator().manual_seed(0), torch.device("cpu"), 255)
         result = planner.plan(LinearModel().unroll, Latent(torch.zeros(1, 1, 2)), lambda p: energy(p, goal))
         return result.energy, noise
 
@@ -317,6 +354,39 @@ def test_warm_start_shifts_previous_plan():
     assert torch.equal(model.calls[0][0], warm.clamp(-0.2, 0.2))
 
 
+@pytest.mark.parametrize("make", PLANNERS)
+def test_kept_elites_join_the_next_iteration(make):
+    """keep_elites K: the K lowest-energy candidates of an iteration are candidates 1..K of the next one
+    (after the mean), fresh samples fill the rest, and the last iteration's K best come back, best first;
+    warm elites open the first iteration. K = 0 samples exactly as before (same noise stream)."""
+    model, start, objective, optimum = quadratic_problem()
+    warm = torch.full((4, 3, 2), 0.01)
+    result = make(iterations=3, samples=50, keep_elites=3).plan(
+        model.unroll, start, objective, warm_elites=warm
+    )
+    calls = list(model.calls)
+    assert all(call.shape == (50, 3, 2) for call in calls)
+    assert torch.equal(calls[0][1:4], warm[:3])
+    for before, after in itertools.pairwise(calls):
+        energies = objective(model.unroll(start, before))
+        assert torch.equal(after[1:4], before[energies.topk(3, largest=False).indices])
+    energies = objective(model.unroll(start, calls[-1]))
+    assert torch.equal(result.elites, calls[-1][energies.argsort()[:3]])
+    assert float(objective(model.unroll(start, result.elites[:1]))) == pytest.approx(
+        result.energies_per_iter[-1]
+    )
+    # The carried elites keep converging to the optimum; K = 0 returns no elites and ignores warm ones.
+    model, start, objective, _ = quadratic_problem()
+    assert (make(keep_elites=3).plan(model.unroll, start, objective).actions - optimum).abs().max() < 0.03
+    plain = make(iterations=2).plan(model.unroll, start, objective, warm_elites=warm)
+    assert plain.elites.shape == (0, 3, 2)
+    assert torch.equal(plain.actions, make(iterations=2).plan(model.unroll, start, objective).actions)
+    with pytest.raises(UserError, match="keep_elites"):
+        make(samples=10, keep_elites=9)
+    with pytest.raises(UserError, match="warm_elites"):
+        make(keep_elites=2).plan(model.unroll, start, objective, warm_elites=torch.zeros(2, 5, 2))
+
+
 def test_planner_rejects_bad_settings():
     with pytest.raises(UserError):
         make_cem(top_k=500)
@@ -333,11 +403,15 @@ def test_planner_rejects_bad_settings():
 
 
 def make_agent(
-    execute_steps: int = 1, subgoal_steps: tuple[int, ...] = (), subgoal_energy: float | None = None
+    execute_steps: int = 1,
+    subgoal_steps: tuple[int, ...] = (),
+    subgoal_energy: float | None = None,
+    keep_elites: int = 0,
 ) -> MPCAgent:
     planner = CEM(
-        2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
-    )
+        2, horizon=3, samples=64, top_k=8, iterations=4, init_std=STEP, low=-STEP, high=STEP,
+        **{**CEM_PAPER, "keep_elites": keep_elites},
+    )  # fmt: skip
     energy = GoalEnergy(steps="sum")
     return MPCAgent(
         LinearModel(),
@@ -362,6 +436,21 @@ def test_agent_replans_with_warm_start_and_action_queue():
     agent.act(obs)
     assert len(agent.plan_times) == 2
     assert torch.equal(agent.world_model.calls[4][0], shift_plan(previous, 2))  # 1st call of re-plan 2
+
+
+def test_agent_carries_the_last_plans_elites_shifted():
+    env = PointEnv()
+    obs, _ = env.reset(seed=3)
+    agent = make_agent(execute_steps=2, keep_elites=3)
+    agent.reset([GoalImage(env.goal_observation()["pixels"])])
+    agent.act(obs)
+    agent.act(obs)
+    elites = agent.last_plan.elites
+    assert elites.shape == (3, 3, 2)
+    agent.act(obs)
+    first_call = agent.world_model.calls[4]
+    assert torch.equal(first_call[1:4], shift_plan(elites, 2))
+    assert shift_plan(elites, 2)[:, 1:].abs().sum() == 0 and elites[:, :1].abs().sum() > 0
 
 
 class FrameSkipModel(LinearModel):
@@ -551,6 +640,29 @@ def test_world_model_agent_plans_frame_skip_steps_and_refuses_another_env():
     model.action_dim = 5
     with pytest.raises(UserError, match="trained on another env"):
         build_agent(model, planner_cfg, space)
+
+
+def test_agent_on_the_goal_stands_still_with_the_zero_candidate():
+    """The preset's settings reach the agent's planner. On the goal, with a warm start that steps out and
+    back (the last plan's leftover) and a control cost, only the all-zero plan scores zero: with
+    `zero_candidate` the agent stands still, without it, it follows the leftover out."""
+    env = PointEnv()
+    env.reset(seed=5)
+    out_and_back = torch.tensor([[0.0, 0.0], [STEP, 0.0], [-STEP, 0.0]])  # executed: its first action
+
+    def first_action(**settings) -> np.ndarray:
+        model = LinearModel()
+        model.action_dim, model.device = 2, torch.device("cpu")
+        cfg = PlannerConfig(horizon=3, samples=32, iterations=2, init_std=0.01, action_cost=0.01, **settings)
+        agent = build_agent(model, cfg, env.action_space)
+        assert agent.planner.zero_candidate == settings.get("zero_candidate", False)
+        assert agent.planner.keep_elites == settings.get("keep_elites", 0)
+        agent.reset([GoalImage(env.goal_observation()["pixels"])])
+        agent.last_plan = PlanResult(out_and_back, 0.0, 1, [0.0], torch.zeros(0, 3, 2))
+        return agent.act(env.goal_observation())
+
+    assert first_action()[0] > 0.5 * STEP
+    assert np.abs(first_action(zero_candidate=True, keep_elites=2)).max() == 0.0
 
 
 def test_planner_bounds_are_the_env_bounds_intersected_with_the_presets():

@@ -189,18 +189,20 @@ class MPCAgent:
             energy = float(self.energy(now, goal))
         self.goal = goal
         self.energies.append(energy)
-        warm = None
-        if self.last_plan is not None:  # drop the executed env actions, keep the plan's shape
-            plan = self.last_plan.actions
-            if self.hold_actions:
-                warm = shift_plan(plan, self.execute_steps // self.frame_skip)
-            else:
-                warm = shift_plan(self.env_actions(plan), self.execute_steps).reshape(plan.shape)
-        result = self.planner.plan(self.unroll, start, lambda pred: self.energy(pred, goal), warm)
+        warm = elites = None
+        if self.last_plan is not None:
+            warm, elites = self._shift(self.last_plan.actions), self._shift(self.last_plan.elites)
+        result = self.planner.plan(self.unroll, start, lambda pred: self.energy(pred, goal), warm, elites)
         actions = self.env_actions(result.actions)[: self.execute_steps].float().cpu().numpy()
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
         self.queue.extend(actions)
+
+    def _shift(self, plans: Tensor) -> Tensor:
+        """Plans [..., H, A'] without the env actions executed since they were planned (the warm start)."""
+        if self.hold_actions:
+            return shift_plan(plans, self.execute_steps // self.frame_skip)
+        return shift_plan(self.env_actions(plans), self.execute_steps).reshape(plans.shape)
 
     def unroll(self, start: Latent, plans: Tensor) -> Latent:
         """The world model's unroll of candidate plans [C, H, A'] (A' = k*A, or A when holding actions)."""
@@ -216,8 +218,11 @@ class MPCAgent:
         return torch.cat([plans] * self.frame_skip, -1) if self.hold_actions else plans
 
     def env_actions(self, plan: Tensor) -> Tensor:
-        """A plan [H, A'] as the env actions it stands for, [H*k, A] (a frame-skip-k step is k actions)."""
-        return self.model_actions(plan).reshape(plan.shape[0] * self.frame_skip, -1)
+        """Plans [..., H, A'] as the env actions they stand for, [..., H*k, A] (a frame-skip-k step is k
+        actions)."""
+        actions = self.model_actions(plan)
+        env_dim = actions.shape[-1] // self.frame_skip
+        return actions.reshape(*plan.shape[:-2], plan.shape[-2] * self.frame_skip, env_dim)
 
 
 def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.spaces.Box) -> MPCAgent:

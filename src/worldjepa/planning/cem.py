@@ -27,9 +27,8 @@ class CEM(SamplingPlanner):
         min_std: float,
         **search: Any,
     ) -> None:
-        """`search`: horizon, samples, iterations, init_std, seed, action_cost, noise_beta, low,
-        high (see
-        `SamplingPlanner`)."""
+        """`search`: horizon, samples, iterations, init_std, seed, action_cost, noise_beta,
+        keep_elites, zero_candidate, low, high (see `SamplingPlanner`)."""
         super().__init__(action_dim, **search)
         if not 1 <= top_k <= self.samples:
             raise UserError(f"CEM top_k must be in [1, samples={self.samples}], got {top_k}")

@@ -20,7 +20,7 @@ class MPPI(SamplingPlanner):
 
     def __init__(self, action_dim: int, *, temperature: float, **search: Any) -> None:
         """`search`: horizon, samples, iterations, init_std (the noise std, fixed), seed, action_cost,
-        noise_beta, low, high (see `SamplingPlanner`)."""
+        noise_beta, keep_elites, zero_candidate, low, high (see `SamplingPlanner`)."""
         super().__init__(action_dim, **search)
         if temperature <= 0:
             raise UserError(f"MPPI temperature must be > 0, got {temperature}")

@@ -25,7 +25,10 @@ class PlannerConfig:
     candidates scored per re-plan; init_std: the Gaussian's starting std (CEM; MPPI keeps it fixed);
     top_k / momentum / min_std: CEM's elites, smoothing and std floor; temperature: MPPI's lambda.
     noise_beta: the sampling noise's colour along the horizon, power spectrum 1 / f^beta (0: white, as
-    V-JEPA 2-AC; 2: iCEM's, smooth candidates that make long detours).
+    V-JEPA 2-AC; 2: iCEM's, smooth candidates that make long detours). keep_elites: lowest-energy
+    candidates carried into the next iteration and, shifted, into the next re-plan (iCEM; 0: off, as
+    V-JEPA 2-AC). zero_candidate: the all-zero plan (holding still, for moves) is a candidate of every
+    iteration (off: V-JEPA 2-AC).
     execute_steps: env actions run per re-plan. action_cost: weight of the mean |action| in the energy
     (holds the agent still at the goal; 0 = off, as V-JEPA 2-AC). action_low / action_high: planner
     bounds inside the env's (a number or one per action dimension; None = the env's). hold_actions: one
@@ -48,6 +51,8 @@ class PlannerConfig:
     min_std: float = 0.05
     temperature: float = 0.01
     noise_beta: float = 0.0
+    keep_elites: int = 0
+    zero_candidate: bool = False
     execute_steps: int = 1
     action_cost: float = 0.0
     action_low: Bound = None
@@ -81,6 +86,8 @@ class PlannerConfig:
             "seed": self.seed,
             "action_cost": self.action_cost,
             "noise_beta": self.noise_beta,
+            "keep_elites": self.keep_elites,
+            "zero_candidate": self.zero_candidate,
             "low": low.repeat(frame_skip),
             "high": high.repeat(frame_skip),
         }

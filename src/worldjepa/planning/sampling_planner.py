@@ -20,6 +20,15 @@ Two choices worth knowing:
   independent steps a candidate's moves mostly cancel out, so no candidate makes the long detour a wall
   asks for; correlated steps do (Two Rooms, 50 episodes, white vs beta 2: validation 88 -> 92 %, test
   86 -> 92 %).
+- `zero_candidate` (off = V-JEPA 2-AC) makes the all-zero plan (clipped) a candidate of every iteration,
+  in place of one fresh sample. With actions that are moves, that plan holds still, so a re-plan never
+  returns a plan that its energy scores worse than not moving; sampled around a warm start that heads
+  elsewhere, staying put is otherwise rarely among the candidates (Two Rooms, next to the goal: staying
+  scored 0.47, the plan returned 0.69, and the agent walked off).
+- `keep_elites` (0 = off, V-JEPA 2-AC) carries the lowest-energy candidates of an iteration into the next
+  one, in place of as many fresh samples (iCEM's elite reuse): a rare good candidate, such as the one
+  path through a door, survives a refit that averages it away. `PlanResult.elites` hands the last
+  iteration's to the next re-plan, which starts from them shifted like the warm start.
 """
 
 from __future__ import annotations
@@ -43,19 +52,21 @@ Objective = Callable[[Latent], Tensor]
 @dataclass
 class PlanResult:
     """actions: [H, A] the best sequence found; energy: its energy; energies_per_iter: the lowest
-    energy among each iteration's candidates (a convergence curve)."""
+    energy among each iteration's candidates (a convergence curve); elites: [K, H, A] the last
+    iteration's `keep_elites` lowest-energy candidates, best first (K = 0 when off)."""
 
     actions: Tensor
     energy: float
     iterations: int
     energies_per_iter: list[float]
+    elites: Tensor
 
 
 def shift_plan(actions: Tensor, steps: int) -> Tensor:
-    """Warm start for the next re-plan: drop the `steps` executed actions of a [H, A] plan and pad the
-    end with zeros (the prior mean), keeping the shape [H, A]."""
-    steps = min(steps, actions.shape[0])
-    return torch.cat([actions[steps:], torch.zeros_like(actions[:steps])])
+    """Warm start for the next re-plan: drop the `steps` executed actions of a [..., H, A] plan and pad
+    the end with zeros (the prior mean), keeping the shape."""
+    steps = min(steps, actions.shape[-2])
+    return torch.cat([actions[..., steps:, :], torch.zeros_like(actions[..., :steps, :])], -2)
 
 
 def per_dim_bound(
@@ -83,7 +94,9 @@ class SamplingPlanner:
 
     Actions are clipped to [low, high] per dimension (scalars or [A]; None is unbounded). The noise
     comes from a `torch.Generator` seeded with `seed`, created on the start latent's device.
-    `action_cost` weighs the control cost added to every energy (see the module notes).
+    `action_cost` weighs the control cost added to every energy, `noise_beta` colours the noise and
+    `keep_elites` carries candidates between iterations and `zero_candidate` tries the all-zero plan (see
+    the module notes).
     """
 
     def __init__(
@@ -97,6 +110,8 @@ class SamplingPlanner:
         seed: int,
         action_cost: float,
         noise_beta: float,
+        keep_elites: int,
+        zero_candidate: bool,
         low: float | Sequence[float] | Tensor | None = None,
         high: float | Sequence[float] | Tensor | None = None,
     ) -> None:
@@ -113,6 +128,13 @@ class SamplingPlanner:
         if noise_beta < 0:
             raise UserError(f"planner noise_beta must be >= 0 (0 = white noise), got {noise_beta}")
         self.action_cost, self.noise_beta = action_cost, noise_beta
+        fixed = 1 + zero_candidate  # the mean, and the zero plan when asked
+        if not 0 <= keep_elites <= samples - fixed - 1:
+            raise UserError(
+                f"planner keep_elites must be in [0, {samples - fixed - 1}]: {samples} samples hold the mean"
+                f"{' and the zero plan' if zero_candidate else ''} and one fresh sample at least, got {keep_elites}"
+            )
+        self.keep_elites, self.zero_candidate = keep_elites, zero_candidate
         self.samples, self.iterations = samples, iterations
         self.low = per_dim_bound(low, action_dim, -math.inf)
         self.high = per_dim_bound(high, action_dim, math.inf)
@@ -129,10 +151,17 @@ class SamplingPlanner:
         self._generator: torch.Generator | None = None
 
     def plan(
-        self, unroll: Unroll, start: Latent, objective: Objective, warm_start: Tensor | None = None
+        self,
+        unroll: Unroll,
+        start: Latent,
+        objective: Objective,
+        warm_start: Tensor | None = None,
+        warm_elites: Tensor | None = None,
     ) -> PlanResult:
         """start: one-frame latent with batch 1; warm_start: [H, A] initial mean (e.g. `shift_plan` of
-        the previous plan), zeros if None. One `unroll` call per iteration over all candidates."""
+        the previous plan), zeros if None; warm_elites: [K, H, A] candidates for the first iteration
+        (the previous plan's elites, shifted), at most `keep_elites` used. One `unroll` call per
+        iteration over all candidates."""
         device = start.visual.device
         low, high = self.low.to(device), self.high.to(device)
         shape = (self.horizon, self.action_dim)
@@ -143,12 +172,20 @@ class SamplingPlanner:
             )
         mean = mean.to(device, torch.float32).clamp(low, high)
         std = torch.full(shape, self.init_std, device=device)
+        kept = torch.zeros((0, *shape), device=device)
+        if warm_elites is not None and self.keep_elites:
+            if warm_elites.shape[1:] != shape:
+                raise UserError(
+                    f"warm_elites must have shape [K, {shape[0]}, {shape[1]}], got {list(warm_elites.shape)}"
+                )
+            kept = warm_elites[: self.keep_elites].to(device, torch.float32)
+        zero = torch.zeros((int(self.zero_candidate), *shape), device=device)
         generator = self._generator_on(device)
         start_c = start.expand(self.samples)
         best_actions, best_energy, history = mean, math.inf, []
         for _ in range(self.iterations):
-            noise = self._noise(generator, device)
-            candidates = torch.cat([mean[None], mean + std * noise]).clamp(low, high)  # [C, H, A]
+            noise = self._noise(generator, device, self.samples - 1 - len(zero) - len(kept))
+            candidates = torch.cat([mean[None], zero, kept, mean + std * noise]).clamp(low, high)  # [C, H, A]
             energies = objective(unroll(start_c, candidates)).float()  # [C]
             if self.action_cost:
                 energies = energies + self.action_cost * candidates.abs().mean((1, 2))
@@ -156,14 +193,15 @@ class SamplingPlanner:
             history.append(float(energies[i]))
             if history[-1] < best_energy:
                 best_actions, best_energy = candidates[i], history[-1]
+            kept = candidates[energies.topk(self.keep_elites, largest=False).indices]
             mean, std = self._refit(candidates, energies, mean, std)
-        return PlanResult(best_actions.clone(), best_energy, self.iterations, history)
+        return PlanResult(best_actions.clone(), best_energy, self.iterations, history, kept.clone())
 
-    def _noise(self, generator: torch.Generator, device: torch.device) -> Tensor:
-        """Unit-variance Gaussian noise [C-1, H, A] for the candidates: white (independent steps) at
+    def _noise(self, generator: torch.Generator, device: torch.device, count: int) -> Tensor:
+        """Unit-variance Gaussian noise [count, H, A] for the candidates: white (independent steps) at
         noise_beta 0, else coloured, power spectrum 1 / f^beta along the horizon (iCEM, Pinneri et al.
         2020): successive steps tend to move alike, so candidates include long moves one way (a detour)."""
-        count, horizon, dims = self.samples - 1, self.horizon, self.action_dim
+        horizon, dims = self.horizon, self.action_dim
         if not self.noise_beta:
             return torch.randn((count, horizon, dims), generator=generator, device=device)
         freqs = torch.fft.rfftfreq(horizon, device=device)
