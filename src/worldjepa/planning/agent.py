@@ -4,7 +4,7 @@ At each re-plan the agent encodes the current observation, plans a whole action 
 goal embedding, executes its first `execute_steps` env actions, then re-plans from the new observation
 (V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
 so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
-executed actions (warm start), and each goal image is encoded once per episode (at every re-plan for a
+executed actions (warm start; the previous plan's elites too, when the planner keeps them), and each goal image is encoded once per episode (at every re-plan for a
 world model that reads the goal state relative to the current observation, `goal_state_follows_current`).
 
 Goals follow the planning protocol (`worldjepa.planning.goal`): images, one or an ordered list of

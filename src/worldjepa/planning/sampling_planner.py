@@ -94,9 +94,9 @@ class SamplingPlanner:
 
     Actions are clipped to [low, high] per dimension (scalars or [A]; None is unbounded). The noise
     comes from a `torch.Generator` seeded with `seed`, created on the start latent's device.
-    `action_cost` weighs the control cost added to every energy, `noise_beta` colours the noise and
-    `keep_elites` carries candidates between iterations and `zero_candidate` tries the all-zero plan (see
-    the module notes).
+    `action_cost` weighs the control cost added to every energy, `noise_beta` colours the noise,
+    `keep_elites` carries candidates between iterations, and `zero_candidate` scores the all-zero plan at
+    every iteration (see the module notes).
     """
 
     def __init__(
