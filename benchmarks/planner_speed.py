@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from worldjepa.planning import CEM, GoalEnergy, Latent
+from worldjepa.planning.sampling_planner import EXTENSIONS_OFF
 
 ACTION_DIM = 7
 DIM = 192
@@ -145,15 +146,7 @@ def main() -> None:
     print(header + "\n" + "-" * len(header))
     # V-JEPA 2-AC's search settings (momentum, no std floor, white noise, no elite reuse, no zero plan) and
     # action bounds
-    fixed = dict(
-        momentum=0.15,
-        min_std=0.0,
-        seed=0,
-        action_cost=0.0,
-        noise_beta=0.0,
-        keep_elites=0,
-        zero_candidate=False,
-    )
+    fixed = dict(momentum=0.15, min_std=0.0, seed=0, **EXTENSIONS_OFF)
     bounds = dict(fixed, init_std=0.05, low=-0.075, high=0.075)
     for tokens in (1, 16):
         model = BenchmarkModel(make_rollout(args.model, tokens, args.device), tokens)

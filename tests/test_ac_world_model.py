@@ -19,6 +19,7 @@ from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning import CEM, GoalEnergy
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.planning.goal import GoalImage
+from worldjepa.planning.sampling_planner import EXTENSIONS_OFF
 from worldjepa.train import TrainConfig, Trainer
 
 SIZE, DIM = 32, 32
@@ -248,10 +249,7 @@ def test_cem_plans_through_the_world_model():
         momentum=0.15,
         min_std=0.0,
         seed=0,
-        action_cost=0.0,
-        noise_beta=0.0,
-        keep_elites=0,
-        zero_candidate=False,
+        **EXTENSIONS_OFF,
     )
     result = planner.plan(model.unroll, start, lambda pred: GoalEnergy()(pred, goal))
     assert result.actions.shape == (3, 2) and np.isfinite(result.energy)

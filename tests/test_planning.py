@@ -37,6 +37,7 @@ from worldjepa.planning import (
     shift_plan,
 )
 from worldjepa.planning.goal import GoalImage, PrivilegedGoal
+from worldjepa.planning.sampling_planner import EXTENSIONS_OFF
 from worldjepa.viz.episodes import save_episode_gif
 
 STEP = 0.25  # action bound of the toy env
@@ -146,15 +147,13 @@ def quadratic_problem(horizon: int = 3):
 
 #: CEM's settings that these tests do not vary: V-JEPA 2-AC's momentum, no std floor, no control cost,
 #: white noise, no elites carried over, no zero plan.
-CEM_PAPER = dict(
-    momentum=0.15, min_std=0.0, seed=0, action_cost=0.0, noise_beta=0.0, keep_elites=0, zero_candidate=False
-)
+CEM_PAPER = dict(momentum=0.15, min_std=0.0, seed=0, **EXTENSIONS_OFF)
 
 
 def make_cem(**kw):
     args = dict(
         action_dim=2, horizon=3, samples=200, top_k=10, iterations=30, init_std=0.5, min_std=0.01, seed=0,
-        momentum=0.15, action_cost=0.0, noise_beta=0.0, keep_elites=0, zero_candidate=False,
+        momentum=0.15, **EXTENSIONS_OFF,
     )  # fmt: skip
     return CEM(**{**args, **kw})
 
@@ -168,10 +167,7 @@ def make_mppi(**kw):
         temperature=1e-3,
         init_std=0.05,
         seed=0,
-        action_cost=0.0,
-        noise_beta=0.0,
-        keep_elites=0,
-        zero_candidate=False,
+        **EXTENSIONS_OFF,
     )
     return MPPI(**{**args, **kw})
 

@@ -62,6 +62,11 @@ class PlanResult:
     elites: Tensor
 
 
+#: The search extensions switched off (no control cost, white noise, no elite reuse, no zero plan): the
+#: sampling V-JEPA 2-AC's release does, for code that builds a planner outside a preset.
+EXTENSIONS_OFF = {"action_cost": 0.0, "noise_beta": 0.0, "keep_elites": 0, "zero_candidate": False}
+
+
 def shift_plan(actions: Tensor, steps: int) -> Tensor:
     """Warm start for the next re-plan: drop the `steps` executed actions of a [..., H, A] plan and pad
     the end with zeros (the prior mean), keeping the shape."""
