@@ -323,7 +323,7 @@ def test_coloured_noise_samples_long_moves_one_way(make):
     def nearest(beta: float) -> tuple[float, torch.Tensor]:
         planner = make(horizon=horizon, samples=256, iterations=1, init_std=1.0, low=-1.0, high=1.0,
                        noise_beta=beta)  # fmt: skip
-        noise = planner._noise(torch.Generator().manual_seed(0), torch.device("cpu"), 255)
+        noise = planner._noise(torch.Generator().manual_seed(0), torch.device("cpu"), 255, planner.horizon)
         result = planner.plan(LinearModel().unroll, Latent(torch.zeros(1, 1, 2)), lambda p: energy(p, goal))
         return result.energy, noise
 
@@ -417,6 +417,27 @@ def make_agent(
         subgoal_steps=subgoal_steps,
         subgoal_energy=subgoal_energy,
     )
+
+
+@pytest.mark.parametrize("make", PLANNERS)
+def test_a_shorter_horizon_scores_where_it_ends_and_pads_with_zeros(make):
+    """On the goal with a warm start that steps out and back: over 3 steps it scores as well as staying,
+    over 2 (the episode's last) it ends off the goal. A 2-step plan unrolls [C, 2, A] candidates from the
+    warm start's first 2 steps and comes back 3 steps long, zeros after the 2nd."""
+    model = LinearModel()
+    start = goal = Latent(GOAL.view(1, 1, 2))
+    energy = GoalEnergy(metric="l2", steps="last")
+    out_and_back = torch.tensor([[0.0, 0.0], [0.2, 0.0], [-0.2, 0.0]])
+    settings = dict(iterations=1, samples=20, init_std=0.01, keep_elites=2)
+    full = make(**settings).plan(model.unroll, start, lambda p: energy(p, goal), warm_start=out_and_back)
+    assert full.energy < 1e-3 and full.actions[1, 0] > 0.15  # leaves the goal: it comes back in time
+    short = make(**settings).plan(model.unroll, start, lambda p: energy(p, goal), out_and_back, horizon=2)
+    assert model.calls[-1].shape == (20, 2, 2) and torch.equal(model.calls[-1][0], out_and_back[:2])
+    assert short.actions.shape == (3, 2) and short.elites.shape == (2, 3, 2)
+    assert short.actions[2].abs().sum() == 0 and short.elites[:, 2].abs().sum() == 0
+    assert short.energy > 0.01  # no sample near the warm start ends on the goal after 2 steps
+    with pytest.raises(UserError, match="horizon"):
+        make(**settings).plan(model.unroll, start, lambda p: energy(p, goal), horizon=4)
 
 
 def test_agent_replans_with_warm_start_and_action_queue():
@@ -661,6 +682,31 @@ def test_agent_on_the_goal_stands_still_with_the_zero_candidate():
     assert np.abs(first_action(zero_candidate=True, keep_elites=2)).max() == 0.0
 
 
+def test_agent_plans_no_further_than_the_episodes_end():
+    """With plan_to_episode_end the horizon shrinks to the model steps left (a frame-skip-2 model step is
+    2 env actions); without the episode's length the agent says how to give it; off, it plans 3 steps."""
+    env = PointEnv()
+    obs, _ = env.reset(seed=3)
+    goal = [GoalImage(env.goal_observation()["pixels"])]
+
+    def horizons(episode_end: bool, steps: int | None) -> list[int]:
+        model = FrameSkipModel(2)
+        model.action_dim, model.device = 4, torch.device("cpu")
+        cfg = PlannerConfig(
+            horizon=3, samples=16, iterations=1, execute_steps=2, plan_to_episode_end=episode_end
+        )
+        agent = build_agent(model, cfg, env.action_space)
+        agent.reset(goal, steps=steps)
+        for _ in range(steps or 6):
+            agent.act(obs)
+        return [call.shape[1] for call in model.calls]
+
+    assert horizons(True, 9) == [3, 3, 3, 2, 1]  # 9, 7, 5, 3, 1 env steps left at the re-plans
+    assert horizons(False, 9) == [3] * 5
+    with pytest.raises(UserError, match="steps="):
+        horizons(True, None)
+
+
 def test_planner_bounds_are_the_env_bounds_intersected_with_the_presets():
     space = gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 2.0], np.float32))
     planner = PlannerConfig(action_low=[-0.5, -3.0], action_high=[0.5, -1.0]).build(space, frame_skip=2)
@@ -833,8 +879,9 @@ class GoalRecorder:
     def __init__(self) -> None:
         self.goals: list = []
 
-    def reset(self, goals) -> None:
+    def reset(self, goals, steps=None) -> None:
         self.goals.append(list(goals))
+        self.steps = steps
 
     def act(self, obs):
         return np.zeros(2, np.float32)
@@ -844,7 +891,7 @@ def test_evaluation_hands_the_planner_goal_images_only():
     recorder = GoalRecorder()
     evaluate(ViaPointEnv, recorder, episodes=2, seed=0, max_steps=2)
     evaluate(ViaPointEnv, recorder, episodes=1, seed=0, max_steps=2, subgoal_steps=[1])
-    assert [len(goals) for goals in recorder.goals] == [1, 1, 2]
+    assert [len(goals) for goals in recorder.goals] == [1, 1, 2] and recorder.steps == 2
     assert all(
         type(goal) is GoalImage and not hasattr(goal, "state") for goals in recorder.goals for goal in goals
     )

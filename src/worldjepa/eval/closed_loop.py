@@ -40,10 +40,11 @@ from worldjepa.viz.episodes import plot_episodes, save_episode_gif
 
 class Policy(Protocol):
     """Anything `evaluate` can run. A policy restarts its randomness at `reset`, so an episode's
-    outcome depends only on the env seed. It may expose `plan_times: list[float]` (seconds per
-    re-plan since the last reset), which the report summarises."""
+    outcome depends only on the env seed; `reset` also gets the episode's step count (its time limit).
+    It may expose `plan_times: list[float]` (seconds per re-plan since the last reset), which the report
+    summarises."""
 
-    def reset(self, goals: Sequence[Goal]) -> None: ...
+    def reset(self, goals: Sequence[Goal], steps: int | None = None) -> None: ...
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -56,7 +57,7 @@ class RandomPolicy:
         self.low, self.high, self.seed = action_space.low, action_space.high, seed
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, goals: Sequence[Goal]) -> None:
+    def reset(self, goals: Sequence[Goal], steps: int | None = None) -> None:
         goal_key = zlib.crc32(np.ascontiguousarray(goals[-1].image).tobytes())
         self.rng = np.random.default_rng([self.seed, goal_key])
 
@@ -241,7 +242,7 @@ def evaluate(
         obs, info = env.reset(seed=seed + i)
         goal_obs = env.unwrapped.goal_observation()
         shown = env.unwrapped.subgoal_observations() if subgoal_steps else [goal_obs]
-        policy.reset(goals_from_observations(shown, privileged))
+        policy.reset(goals_from_observations(shown, privileged), steps=max_steps)
         keep_frames = gif_dir is not None and i < gif_episodes
         frames = [obs["pixels"]] if keep_frames else []
         heading = []  # the goal image each action heads for (a policy that plans toward none: the goal)

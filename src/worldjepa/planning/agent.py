@@ -19,6 +19,11 @@ waits at most its scheduled steps, counted from the switch to it.
 search space shrinks k-fold and every candidate moves in straight segments, where k independent
 actions per step mostly cancel out (a detour around a wall needs many moves the same way).
 
+`plan_to_episode_end` (off: V-JEPA 2-AC) plans no further than the episode's last step, given to
+`reset`: the horizon shrinks as the end nears. A goal energy scores where a plan ends; with a fixed
+horizon, near the end of an episode that point lies after it, so a plan that leaves the goal and comes
+back scores as well as one that stays, and the agent leaves the goal when the episode is judged.
+
 `switch_actions` names env action dimensions that are on/off commands (a gripper: closed or open). The
 planner searches them as continuous values like the others; the model and the env get the bound on the
 value's side of the bounds' midpoint. A continuous gripper command lets the planner pick a half-closed
@@ -75,6 +80,7 @@ class MPCAgent:
         switch_actions: Sequence[int] = (),
         subgoal_energy: float | None = None,
         goal_read_scale: float | None = None,
+        plan_to_episode_end: bool = False,
     ) -> None:
         if not hold_actions and planner.action_dim % frame_skip:
             raise UserError(
@@ -109,6 +115,9 @@ class MPCAgent:
         self.subgoal_steps, self.subgoal_energy = list(subgoal_steps), subgoal_energy
         self.follow = getattr(world_model, "goal_state_follows_current", False)
         self.goal_read_scale = goal_read_scale
+        self.plan_to_episode_end = plan_to_episode_end
+        self.episode_steps: int | None = None  # the env steps of the episode, as `reset` was told
+        self.steps = 0  # env actions returned since the last reset
         self.goal_reads: list[tuple[Tensor, Tensor]] = []  # (weight, weight x read) sums per goal image
         self.goal_images: list[Goal] = []
         self.goals: list[Latent] = []  # encoded once per episode, unless the goal state follows the current
@@ -120,9 +129,14 @@ class MPCAgent:
         self.energies: list[float] = []
 
     @torch.inference_mode()
-    def reset(self, goals: Sequence[Goal]) -> None:
-        """Start an episode toward `goals` (sub-goal images in order, the goal last; one image without a
-        sub-goal schedule): encode each once, forget the old plan, restart the noise."""
+    def reset(self, goals: Sequence[Goal], steps: int | None = None) -> None:
+        """Start an episode of `steps` env steps (its time limit; None = unknown) toward `goals` (sub-goal
+        images in order, the goal last; one image without a sub-goal schedule): encode each once, forget
+        the old plan, restart the noise."""
+        if self.plan_to_episode_end and steps is None:
+            raise UserError(
+                "planner.plan_to_episode_end needs the episode's step count: call reset(goals, steps=...)"
+            )
         if len(goals) != len(self.subgoal_steps) + 1:
             raise UserError(
                 f"the agent's sub-goal schedule has {len(self.subgoal_steps)} switches, so it plans toward "
@@ -132,6 +146,7 @@ class MPCAgent:
         self.goals = [] if self.follow else [self.world_model.encode_goal(goal) for goal in goals]
         self.goal, self.goal_index, self.steps_toward_goal = None, 0, 0
         self.plan_times, self.energies = [], []
+        self.episode_steps, self.steps = steps, 0
         self.goal_reads = [(torch.zeros(()), torch.zeros(())) for _ in goals]
         self._restart()
 
@@ -150,6 +165,7 @@ class MPCAgent:
         if not self.queue:
             self._replan(obs)
         self.steps_toward_goal += 1
+        self.steps += 1
         return self.queue.popleft()
 
     def _on_subgoal(self) -> bool:
@@ -192,11 +208,20 @@ class MPCAgent:
         warm = elites = None
         if self.last_plan is not None:
             warm, elites = self._shift(self.last_plan.actions), self._shift(self.last_plan.elites)
-        result = self.planner.plan(self.unroll, start, lambda pred: self.energy(pred, goal), warm, elites)
+        objective = lambda pred: self.energy(pred, goal)  # noqa: E731
+        result = self.planner.plan(self.unroll, start, objective, warm, elites, self._horizon())
         actions = self.env_actions(result.actions)[: self.execute_steps].float().cpu().numpy()
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
         self.queue.extend(actions)
+
+    def _horizon(self) -> int:
+        """Model steps to plan: the planner's horizon, or with plan_to_episode_end no more than the steps
+        left in the episode (a model step is frame_skip env actions; the last may run past the end)."""
+        if not self.plan_to_episode_end or self.episode_steps is None:
+            return self.planner.horizon
+        left = max(1, self.episode_steps - self.steps)
+        return min(self.planner.horizon, -(-left // self.frame_skip))
 
     def _shift(self, plans: Tensor) -> Tensor:
         """Plans [..., H, A'] without the env actions executed since they were planned (the warm start)."""
@@ -248,4 +273,5 @@ def build_agent(world_model: WorldModel, cfg: PlannerConfig, action_space: gym.s
         switch_actions=cfg.switch_actions,
         subgoal_energy=cfg.subgoal_energy,
         goal_read_scale=cfg.goal_read_scale,
+        plan_to_episode_end=cfg.plan_to_episode_end,
     )

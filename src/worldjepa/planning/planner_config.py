@@ -39,7 +39,8 @@ class PlannerConfig:
     the current one falls below this (None: the schedule alone). goal_read_scale: with a world model
     that re-reads the goal state at every re-plan (a pair readout), plan toward the mean of all reads of
     this goal so far, each weighted by 1 / (d^2 + scale^2), d its distance from the current state (reads
-    near the goal are sharper); None: the latest read alone. energy: the goal energy."""
+    near the goal are sharper); None: the latest read alone. plan_to_episode_end: plan no further than the
+    episode's last step, the horizon shrinking near it (off: V-JEPA 2-AC). energy: the goal energy."""
 
     kind: Literal["cem", "mppi"] = "cem"
     horizon: int = 3
@@ -62,6 +63,7 @@ class PlannerConfig:
     subgoal_steps: list[int] = field(default_factory=list)
     subgoal_energy: float | None = None
     goal_read_scale: float | None = None
+    plan_to_episode_end: bool = False
     seed: int = 0
     energy: GoalEnergy = field(default_factory=GoalEnergy)
 

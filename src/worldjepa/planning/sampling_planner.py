@@ -162,34 +162,41 @@ class SamplingPlanner:
         objective: Objective,
         warm_start: Tensor | None = None,
         warm_elites: Tensor | None = None,
+        horizon: int | None = None,
     ) -> PlanResult:
         """start: one-frame latent with batch 1; warm_start: [H, A] initial mean (e.g. `shift_plan` of
         the previous plan), zeros if None; warm_elites: [K, H, A] candidates for the first iteration
         (the previous plan's elites, shifted), at most `keep_elites` used. One `unroll` call per
-        iteration over all candidates."""
+        iteration over all candidates. `horizon` (at most H; None = H) plans only the first steps, the
+        rest of the returned plans is zeros: a plan that would run past the episode's end is scored where
+        the episode ends."""
+        horizon = self.horizon if horizon is None else horizon
+        if not 1 <= horizon <= self.horizon:
+            raise UserError(f"plan horizon must be in [1, {self.horizon}] (the planner's), got {horizon}")
         device = start.visual.device
         low, high = self.low.to(device), self.high.to(device)
-        shape = (self.horizon, self.action_dim)
-        mean = torch.zeros(shape) if warm_start is None else warm_start
-        if mean.shape != shape:
+        full = (self.horizon, self.action_dim)
+        mean = torch.zeros(full) if warm_start is None else warm_start
+        if mean.shape != full:
             raise UserError(
-                f"warm_start must have shape {list(shape)} (horizon, action_dim), got {list(mean.shape)}"
+                f"warm_start must have shape {list(full)} (horizon, action_dim), got {list(mean.shape)}"
             )
-        mean = mean.to(device, torch.float32).clamp(low, high)
+        shape = (horizon, self.action_dim)
+        mean = mean[:horizon].to(device, torch.float32).clamp(low, high)
         std = torch.full(shape, self.init_std, device=device)
         kept = torch.zeros((0, *shape), device=device)
         if warm_elites is not None and self.keep_elites:
-            if warm_elites.shape[1:] != shape:
+            if warm_elites.shape[1:] != full:
                 raise UserError(
-                    f"warm_elites must have shape [K, {shape[0]}, {shape[1]}], got {list(warm_elites.shape)}"
+                    f"warm_elites must have shape [K, {full[0]}, {full[1]}], got {list(warm_elites.shape)}"
                 )
-            kept = warm_elites[: self.keep_elites].to(device, torch.float32)
+            kept = warm_elites[: self.keep_elites, :horizon].to(device, torch.float32)
         zero = torch.zeros((int(self.zero_candidate), *shape), device=device)
         generator = self._generator_on(device)
         start_c = start.expand(self.samples)
         best_actions, best_energy, history = mean, math.inf, []
         for _ in range(self.iterations):
-            noise = self._noise(generator, device, self.samples - 1 - len(zero) - len(kept))
+            noise = self._noise(generator, device, self.samples - 1 - len(zero) - len(kept), horizon)
             candidates = torch.cat([mean[None], zero, kept, mean + std * noise]).clamp(low, high)  # [C, H, A]
             energies = objective(unroll(start_c, candidates)).float()  # [C]
             if self.action_cost:
@@ -200,13 +207,16 @@ class SamplingPlanner:
                 best_actions, best_energy = candidates[i], history[-1]
             kept = candidates[energies.topk(self.keep_elites, largest=False).indices]
             mean, std = self._refit(candidates, energies, mean, std)
-        return PlanResult(best_actions.clone(), best_energy, self.iterations, history, kept.clone())
+        rest = torch.zeros((self.horizon - horizon, self.action_dim), device=device)  # after the end
+        best_actions = torch.cat([best_actions, rest])
+        kept = torch.cat([kept, rest.expand(len(kept), -1, -1)], 1)
+        return PlanResult(best_actions, best_energy, self.iterations, history, kept)
 
-    def _noise(self, generator: torch.Generator, device: torch.device, count: int) -> Tensor:
-        """Unit-variance Gaussian noise [count, H, A] for the candidates: white (independent steps) at
-        noise_beta 0, else coloured, power spectrum 1 / f^beta along the horizon (iCEM, Pinneri et al.
+    def _noise(self, generator: torch.Generator, device: torch.device, count: int, horizon: int) -> Tensor:
+        """Unit-variance Gaussian noise [count, horizon, A] for the candidates: white (independent steps)
+        at noise_beta 0, else coloured, power spectrum 1 / f^beta along the horizon (iCEM, Pinneri et al.
         2020): successive steps tend to move alike, so candidates include long moves one way (a detour)."""
-        horizon, dims = self.horizon, self.action_dim
+        dims = self.action_dim
         if not self.noise_beta:
             return torch.randn((count, horizon, dims), generator=generator, device=device)
         freqs = torch.fft.rfftfreq(horizon, device=device)
