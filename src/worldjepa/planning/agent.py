@@ -208,8 +208,9 @@ class MPCAgent:
         warm = elites = None
         if self.last_plan is not None:
             warm, elites = self._shift(self.last_plan.actions), self._shift(self.last_plan.elites)
-        objective = lambda pred: self.energy(pred, goal)  # noqa: E731
-        result = self.planner.plan(self.unroll, start, objective, warm, elites, self._horizon())
+        result = self.planner.plan(
+            self.unroll, start, lambda pred: self.energy(pred, goal), warm, elites, self._horizon()
+        )
         actions = self.env_actions(result.actions)[: self.execute_steps].float().cpu().numpy()
         self.plan_times.append(time.perf_counter() - tic)
         self.last_plan = result
