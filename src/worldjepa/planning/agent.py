@@ -4,8 +4,9 @@ At each re-plan the agent encodes the current observation, plans a whole action 
 goal embedding, executes its first `execute_steps` env actions, then re-plans from the new observation
 (V-JEPA 2-AC executes one action per plan). With a frame-skip-k model a planned step is k env actions,
 so a re-plan may execute part of a step. The next plan starts from the previous one shifted by the
-executed actions (warm start; the previous plan's elites too, when the planner keeps them), and each goal image is encoded once per episode (at every re-plan for a
-world model that reads the goal state relative to the current observation, `goal_state_follows_current`).
+executed actions (warm start; the previous plan's elites too, when the planner keeps them), and each
+goal image is encoded once per episode (at every re-plan for a world model that reads the goal state
+relative to the current observation, `goal_state_follows_current`).
 
 Goals follow the planning protocol (`worldjepa.planning.goal`): images, one or an ordered list of
 sub-goals ending with the goal. With `subgoal_steps` (V-JEPA 2-AC's recipe for multi-stage tasks) the
@@ -33,6 +34,7 @@ without squeezing it, and it slips out when carried.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -116,8 +118,7 @@ class MPCAgent:
         self.follow = getattr(world_model, "goal_state_follows_current", False)
         self.goal_read_scale = goal_read_scale
         self.plan_to_episode_end = plan_to_episode_end
-        self.episode_steps: int | None = None  # the env steps of the episode, as `reset` was told
-        self.steps = 0  # env actions returned since the last reset
+        self.steps_left: int | None = None  # env steps left in the episode (None: `reset` was not told)
         self.goal_reads: list[tuple[Tensor, Tensor]] = []  # (weight, weight x read) sums per goal image
         self.goal_images: list[Goal] = []
         self.goals: list[Latent] = []  # encoded once per episode, unless the goal state follows the current
@@ -146,7 +147,7 @@ class MPCAgent:
         self.goals = [] if self.follow else [self.world_model.encode_goal(goal) for goal in goals]
         self.goal, self.goal_index, self.steps_toward_goal = None, 0, 0
         self.plan_times, self.energies = [], []
-        self.episode_steps, self.steps = steps, 0
+        self.steps_left = steps
         self.goal_reads = [(torch.zeros(()), torch.zeros(())) for _ in goals]
         self._restart()
 
@@ -165,7 +166,8 @@ class MPCAgent:
         if not self.queue:
             self._replan(obs)
         self.steps_toward_goal += 1
-        self.steps += 1
+        if self.steps_left is not None:
+            self.steps_left -= 1
         return self.queue.popleft()
 
     def _on_subgoal(self) -> bool:
@@ -219,10 +221,9 @@ class MPCAgent:
     def _horizon(self) -> int:
         """Model steps to plan: the planner's horizon, or with plan_to_episode_end no more than the steps
         left in the episode (a model step is frame_skip env actions; the last may run past the end)."""
-        if not self.plan_to_episode_end or self.episode_steps is None:
+        if not self.plan_to_episode_end or self.steps_left is None:
             return self.planner.horizon
-        left = max(1, self.episode_steps - self.steps)
-        return min(self.planner.horizon, -(-left // self.frame_skip))
+        return min(self.planner.horizon, math.ceil(max(1, self.steps_left) / self.frame_skip))
 
     def _shift(self, plans: Tensor) -> Tensor:
         """Plans [..., H, A'] without the env actions executed since they were planned (the warm start)."""
