@@ -6,7 +6,7 @@ import torch
 from worldjepa.data.datasets import build_dataset
 from worldjepa.errors import UserError
 from worldjepa.methods.regularizers import RegularizerConfig, collapse_regularizer, sigreg, vicreg_variance
-from worldjepa.methods.vjepa import context_weights
+from worldjepa.methods.vjepa import context_weights, motion_weights
 from worldjepa.models import build_mask_collator, build_method
 from worldjepa.nn.vit import grid_positions
 from worldjepa.presets import PretrainPreset, load_config
@@ -105,6 +105,37 @@ def test_vjepa21_dense_loss_adds_the_weighted_context_error_as_it_warms_up():
         error = (at_context - torch.gather(h, 1, context[..., None].expand(-1, -1, 32))).abs().mean(-1)
         expected.append((context_weights(context, target, grid) * error).mean())
     torch.testing.assert_close(out.metrics["context_loss"], torch.stack(expected).mean())
+
+
+def test_motion_weights_count_the_places_that_change_more():
+    """Two frames of three places: place 0 the same in both, place 1 a little different, place 2 more; with
+    alpha 2 the weights are 1 + 2 x change / mean change, normalised to mean 1, the same in both frames."""
+    h = torch.zeros(1, 6, 4)
+    h[0, 4], h[0, 5] = 1.0, 2.0  # frame 1 differs from frame 0 at places 1 and 2
+    change = torch.tensor([0.0, 0.5, 1.0])  # |token - its mean over the two frames|
+    weights = 1 + 2 * change / change.mean()
+    expected = (weights / weights.mean()).repeat(2)[None]
+    torch.testing.assert_close(motion_weights(h, 2, 2.0), expected)
+    torch.testing.assert_close(motion_weights(torch.zeros(1, 6, 4), 2, 2.0), torch.ones(1, 6))  # still: all 1
+
+
+def test_motion_weighted_loss_weighs_each_target_token_by_its_place_s_change():
+    plain, batch = batch_for(tiny_cfg("vjepa2_tiny"))
+    weighted, _ = batch_for(tiny_cfg("vjepa2_tiny", "motion_weight=3.0"))
+    weighted.load_state_dict(plain.state_dict())
+    h = plain.targets(batch["video"])
+    weights = motion_weights(h, plain.encoder.grid[0], 3.0)
+    expected = []
+    for index, (context, target) in enumerate(zip(batch["context"], batch["targets"], strict=True)):
+        prediction = plain.predictor(plain.encoder(batch["video"], keep=context), context, target, index)
+        error = (prediction - torch.gather(h, 1, target[..., None].expand(-1, -1, 32))).abs().mean(-1)
+        expected.append((torch.gather(weights, 1, target) * error).mean())
+    out = weighted(batch)
+    torch.testing.assert_close(out.loss, torch.stack(expected).mean())
+    assert not torch.allclose(out.loss, plain(batch).loss)
+    for bad in (["motion_weight=-1.0"], ["motion_weight=1.0"]):
+        with pytest.raises(UserError, match="motion_weight"):
+            tiny_cfg("vjepa2_tiny" if bad[0].endswith("-1.0") else "ijepa_tiny", *bad)
 
 
 def test_vjepa21_deep_supervision_predicts_every_level():

@@ -121,7 +121,7 @@ def build_method(cfg: PretrainPreset) -> JEPA:
         return IJEPA(encoder, build_predictor(model, image_size, 1, 1), cfg.ema, cfg.regularizer)
     levels = len(cfg.vjepa21.levels) + 1
     predictor = build_predictor(model, image_size, num_frames, len(cfg.masks.generators), num_levels=levels)
-    return VJEPA(encoder, predictor, cfg.ema, cfg.regularizer, cfg.vjepa21)
+    return VJEPA(encoder, predictor, cfg.ema, cfg.regularizer, cfg.vjepa21, cfg.motion_weight)
 
 
 def build_mask_collator(

@@ -39,7 +39,9 @@ class PretrainPreset:
 
     method: ijepa (images; masks: I-JEPA's multiblock 2D) | vjepa (video; masks: V-JEPA's 3D generators,
     and the V-JEPA 2.1 options in `vjepa21`). masks and ema (the target encoder's momentum, start and
-    end) default to the method's paper values.
+    end) default to the method's paper values. motion_weight (vjepa only; 0: V-JEPA's loss): how much more
+    the target tokens that change over the clip count in the loss (`worldjepa.methods.vjepa.motion_weights`,
+    a deviation from the papers, measured in the README's stage-1 table).
     """
 
     method: Literal["ijepa", "vjepa"] = "ijepa"
@@ -49,6 +51,7 @@ class PretrainPreset:
     ema: tuple[float, float] | None = None
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     vjepa21: VJEPA21Config = field(default_factory=VJEPA21Config)
+    motion_weight: float = 0.0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(total_steps=600))
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
@@ -59,6 +62,11 @@ class PretrainPreset:
             self.masks = from_dict(masks_cls, self.masks, "masks")
         if self.method == "ijepa" and self.vjepa21 != VJEPA21Config():
             raise UserError("vjepa21 options (dense loss, deep supervision) are for method=vjepa only")
+        if self.motion_weight and self.method != "vjepa" or self.motion_weight < 0:
+            raise UserError(
+                f"motion_weight weighs a video's changing tokens: it needs method=vjepa and a value >= 0, got "
+                f"{self.motion_weight} with method={self.method}"
+            )
         if self.video and self.data.num_frames < self.model.tubelet_size:
             raise UserError(
                 f"data.num_frames ({self.data.num_frames}) must be at least model.tubelet_size "
