@@ -62,7 +62,7 @@ class PretrainPreset:
             self.masks = from_dict(masks_cls, self.masks, "masks")
         if self.method == "ijepa" and self.vjepa21 != VJEPA21Config():
             raise UserError("vjepa21 options (dense loss, deep supervision) are for method=vjepa only")
-        if self.motion_weight and self.method != "vjepa" or self.motion_weight < 0:
+        if (self.motion_weight and self.method != "vjepa") or self.motion_weight < 0:
             raise UserError(
                 f"motion_weight weighs a video's changing tokens: it needs method=vjepa and a value >= 0, got "
                 f"{self.motion_weight} with method={self.method}"
