@@ -74,6 +74,7 @@ def test_scene_augment_gives_each_group_one_look():
 
 def fitted(scene_share: float, pair: bool = False, episodes: torch.Tensor | None = None) -> StateReadout:
     frames, states = square_frames(1200, seed=0)
+    torch.manual_seed(0)  # the initial weights: the same fit whatever ran before
     readout = StateReadout(2, SIZE, width=8, pair=pair)
     cfg = StateReadoutFitConfig(
         steps=500, batch_size=64, lr=3e-3, width=8, validation=0.0, scene_augment=scene_share, pair=pair
@@ -256,6 +257,34 @@ def test_antisymmetric_pair_readout_reads_each_change_as_minus_its_reverse():
         StateReadout(2, SIZE, 8, antisymmetric=True)
     with pytest.raises(UserError, match="pair=true"):
         StateReadoutFitConfig(antisymmetric=True)
+
+
+def test_standardized_readout_reads_a_dimmer_light_as_the_same_picture():
+    """With `standardize`, one light made dimmer and greyer (each colour channel scaled and shifted, both
+    pictures of a pair alike) leaves every read unchanged, single or pair, antisymmetric too; without it
+    the reads move; the flag survives a save."""
+    torch.manual_seed(0)
+    frames = to_input(square_frames(6, seed=0)[0])
+    scale, shift = (
+        torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1),
+        torch.tensor([-0.3, 0.1, 0.2]).view(1, 3, 1, 1),
+    )
+    dim = frames * scale + shift
+    for pair, antisymmetric in [(False, False), (True, False), (True, True)]:
+        readout = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric, standardize=True).eval()
+        plain = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric).eval()
+        plain.load_state_dict(readout.state_dict())
+        with torch.no_grad():
+            readout.net[-1].weight.mul_(100.0)  # reads of a useful size
+            plain.net[-1].weight.mul_(100.0)
+            read = (lambda m, x: m(x[:3], x[3:])) if pair else (lambda m, x: m(x))
+            torch.testing.assert_close(read(readout, dim), read(readout, frames), atol=1e-4, rtol=1e-4)
+            assert (read(plain, dim) - read(plain, frames)).abs().max() > 1e-3
+        rebuilt = StateReadout(**readout.config())
+        rebuilt.load_state_dict(readout.state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(read(rebuilt.eval(), frames), read(readout, frames))
+    assert StateReadoutFitConfig(standardize=True).build(2, SIZE).standardize
 
 
 def test_readout_refit_replaces_only_the_readout_and_adds_the_new_seeds(tiny_world_model_cfg, tmp_path):

@@ -47,7 +47,8 @@ class StateReadoutFitConfig:
     changes it must read precisely near a goal); `periodic` the state values that are angles of an
     unlimited joint (pair readouts only); `weights` how much each state value counts in the loss (None: all
     alike; 0 for a value the pictures cannot show, such as a velocity, whose noise would crowd out the rest);
-    `antisymmetric` makes a pair readout read each change both ways (`StateReadout`)."""
+    `antisymmetric` makes a pair readout read each change both ways and `standardize` rescales its input
+    pictures' colours to zero mean and unit spread (`StateReadout`)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -60,6 +61,7 @@ class StateReadoutFitConfig:
     periodic: list[int] = field(default_factory=list)
     weights: list[float] | None = None
     antisymmetric: bool = False
+    standardize: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,10 +88,15 @@ class StateReadoutFitConfig:
             )
 
     def build(self, state_dim: int, image_size: int) -> StateReadout:
-        """An unfitted readout of this section's shape (width, pair, antisymmetric) for `state_dim`-D states
-        read from `image_size` px frames."""
+        """An unfitted readout of this section's shape (width, pair, antisymmetric, standardize) for
+        `state_dim`-D states read from `image_size` px frames."""
         return StateReadout(
-            state_dim, image_size, self.width, pair=self.pair, antisymmetric=self.antisymmetric
+            state_dim,
+            image_size,
+            self.width,
+            pair=self.pair,
+            antisymmetric=self.antisymmetric,
+            standardize=self.standardize,
         )
 
 

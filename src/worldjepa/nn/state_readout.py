@@ -21,6 +21,11 @@ visual servoing. Fitted on pairs of frames of one episode. An `antisymmetric` pa
 change both ways and returns half their difference, so that the change from A to B is exactly minus the
 change from B to A and zero between two copies of one picture: the part of its error that does not flip
 with the pair's order cancels, and that part dominates near the goal (DMC reacher, docs/07).
+
+A `standardize` readout first rescales its input, per picture (a pair: both pictures by their joint
+statistics, so that one scene look stays one look) and per colour channel, to zero mean and unit spread:
+a dimmer or brighter light then shows the network the same contrasts, where it would otherwise see a
+picture whose every difference is halved (the Reach `lighting` scene is half as bright as the default).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class StateReadout(nn.Module):
         normalization: dict[str, list[float]] | None = None,
         pair: bool = False,
         antisymmetric: bool = False,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         if image_size % 16:
@@ -55,7 +61,7 @@ class StateReadout(nn.Module):
                 "an antisymmetric state readout reads a change between two frames: it needs pair=true"
             )
         self.state_dim, self.image_size, self.width, self.pair = state_dim, image_size, width, pair
-        self.antisymmetric = antisymmetric
+        self.antisymmetric, self.standardize = antisymmetric, standardize
         channels = [6 if pair else 3, width, 2 * width, 4 * width, 4 * width]
         convs: list[nn.Module] = []
         for c_in, c_out in zip(channels, channels[1:], strict=False):
@@ -91,14 +97,23 @@ class StateReadout(nn.Module):
                 else "this state readout reads single frames: it takes no reference frame"
             )
         if reference is None:
-            return self.net(frames) * self.state_std + self.state_mean
-        pairs = torch.cat([reference, frames], dim=1)
+            return self.net(self._standardized(frames[:, None])[:, 0]) * self.state_std + self.state_mean
+        pairs = self._standardized(torch.stack([reference, frames], dim=1)).flatten(1, 2)
         if not self.antisymmetric:
             return self.net(pairs) * self.state_std + self.state_mean
         # both orders in one batch; the mean of the changes cancels in the difference
-        swapped = torch.cat([frames, reference], dim=1)
+        swapped = torch.cat(pairs.chunk(2, dim=1)[::-1], dim=1)
         forward, backward = self.net(torch.cat([pairs, swapped])).chunk(2)
         return (forward - backward) / 2 * self.state_std
+
+    def _standardized(self, pictures: Tensor) -> Tensor:
+        """Groups of pictures [B, P, 3, H, W] (a frame, or a reference and a frame) as they are, or with
+        `standardize` each group rescaled per channel by its joint mean and spread."""
+        if not self.standardize:
+            return pictures
+        mean = pictures.mean(dim=(1, 3, 4), keepdim=True)
+        std = pictures.std(dim=(1, 3, 4), keepdim=True).clamp_min(1e-3)
+        return (pictures - mean) / std
 
     def config(self) -> dict[str, Any]:
         config = {
@@ -107,6 +122,7 @@ class StateReadout(nn.Module):
             "width": self.width,
             "pair": self.pair,
             "antisymmetric": self.antisymmetric,
+            "standardize": self.standardize,
         }
         if self.normalized:
             config["normalization"] = {
