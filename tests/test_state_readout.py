@@ -272,11 +272,11 @@ def test_standardized_readout_reads_a_dimmer_light_as_the_same_picture():
     dim = frames * scale + shift
     for pair, antisymmetric in [(False, False), (True, False), (True, True)]:
         readout = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric, standardize=True).eval()
+        with torch.no_grad():
+            readout.net[-1].weight.mul_(100.0)  # reads of a useful size
         plain = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric).eval()
         plain.load_state_dict(readout.state_dict())
         with torch.no_grad():
-            readout.net[-1].weight.mul_(100.0)  # reads of a useful size
-            plain.net[-1].weight.mul_(100.0)
             read = (lambda m, x: m(x[:3], x[3:])) if pair else (lambda m, x: m(x))
             torch.testing.assert_close(read(readout, dim), read(readout, frames), atol=1e-4, rtol=1e-4)
             assert (read(plain, dim) - read(plain, frames)).abs().max() > 1e-3

@@ -120,7 +120,7 @@ class VJEPA(JEPA):
             prediction = self.predictor(z, context, target, mask_index=index, return_context=self.dense)
             error = (prediction[:, -target.shape[1] :] - gather_tokens(h, target)).abs().mean(-1)  # [B, Kt]
             if weights is not None:
-                error = gather_tokens(weights[..., None], target)[..., 0] * error
+                error = torch.gather(weights, 1, target) * error
             losses.append(error.mean())
             if self.dense:
                 error = (prediction[:, : context.shape[1]] - gather_tokens(h, context)).abs().mean(dim=-1)
