@@ -208,7 +208,8 @@ def held_out_episodes(cfg: WorldModelPreset, encoder_run: str, count: int) -> li
     """`count` episodes from the test seeds, once they are checked against the stage-1 run's data."""
     stage1 = run_config(encoder_run)
     if stage1.data.dataset == "trajectories":
-        check_unseen_seeds(TrajectoryDataset(stage1.data.root, clip_length=1).episode_seeds, stage1.data.root)
+        for root in stage1.data.roots():
+            check_unseen_seeds(TrajectoryDataset(root, clip_length=1).episode_seeds, str(root))
     return make_episodes(cfg, count, SPLIT_SEEDS["test"])
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from worldjepa.data.datasets import DataConfig, build_dataset
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter, read_meta
 from worldjepa.errors import UserError
 from worldjepa.stages.collect import collect, write_episode_preview
@@ -60,6 +62,28 @@ def test_a_folder_mixes_looks_and_each_episode_keeps_its_own(tmp_path):
     looks = [data.episode(i)["variation"] for i in range(data.num_episodes)]
     assert looks == ["default", "default", "random_lights"]
     assert read_meta(tmp_path)["variation"] == "default"  # the first collection's
+
+
+def test_stage_one_pools_the_clips_of_several_trajectory_folders(tmp_path):
+    """Stage 1 may learn from several recordings of one robot (tasks, scenes): `data.root` as a list."""
+    _write(tmp_path / "reach", [5, 6])
+    _write(tmp_path / "push", [4], first=7, env_id="test/Other-v0")
+    data = DataConfig(
+        dataset="trajectories",
+        root=[str(tmp_path / "reach"), str(tmp_path / "push")],
+        image_size=H,
+        num_frames=2,
+    )
+    pooled = build_dataset(data, video=True, train=True)
+    assert len(pooled) == (5 - 1) + (6 - 1) + (4 - 1)
+    # the last clip is the second folder's last clip: episode 7, frames 2 and 3
+    frames = pooled[len(pooled) - 1]["video"]
+    single = build_dataset(
+        DataConfig(**{**vars(data), "root": str(tmp_path / "push")}), video=True, train=True
+    )
+    torch.testing.assert_close(frames, single[2]["video"], rtol=0, atol=0)
+    with pytest.raises(UserError, match="single DIR"):
+        DataConfig(dataset="folder", root=[str(tmp_path)])
 
 
 def test_clips_with_frame_skip_stay_inside_episodes(tmp_path):

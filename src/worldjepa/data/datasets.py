@@ -24,7 +24,8 @@ class DataConfig:
     """The `data:` section of a pretraining preset.
 
     dataset: shapes | digits | folder (root/train, root/val, one subfolder per class) for images;
-    synthetic_video | video_folder | trajectories (a `worldjepa collect` folder) for video.
+    synthetic_video | video_folder | trajectories (a `worldjepa collect` folder, or a list of them whose
+    clips are pooled: several tasks or scenes of one robot) for video.
     num_frames / frame_step: clip length and stride (video); num_train / num_test / seed: size and seed of
     the procedural sets (shapes, synthetic_video).
     """
@@ -32,7 +33,7 @@ class DataConfig:
     dataset: Literal["shapes", "digits", "folder", "synthetic_video", "video_folder", "trajectories"] = (
         "shapes"
     )
-    root: str | None = None
+    root: str | list[str] | None = None
     image_size: int = 64
     num_frames: int = 1
     frame_step: int = 1
@@ -47,6 +48,14 @@ class DataConfig:
         if self.dataset in ("folder", "video_folder", "trajectories") and not self.root:
             made_by = "`worldjepa collect`" if self.dataset == "trajectories" else "one subfolder per class"
             raise UserError(f"data.dataset={self.dataset} needs data.root=DIR ({made_by})")
+        if isinstance(self.root, list) and self.dataset != "trajectories":
+            raise UserError(f"data.dataset={self.dataset} reads one folder; give data.root a single DIR")
+
+    def roots(self) -> list[Path]:
+        """The data folders: `root` as a list (several trajectory folders pool their clips)."""
+        if self.root is None:
+            return []
+        return [Path(r) for r in ([self.root] if isinstance(self.root, str) else self.root)]
 
 
 class TrajectoryVideo(torch.utils.data.Dataset):
@@ -87,7 +96,8 @@ def build_dataset(data: DataConfig, video: bool, train: bool) -> torch.utils.dat
             f"data.dataset '{name}' is not available for this method; use one of {', '.join(valid)}"
         )
     if name == "trajectories":
-        return TrajectoryVideo(data.root, data.num_frames, data.frame_step, data.image_size)
+        parts = [TrajectoryVideo(r, data.num_frames, data.frame_step, data.image_size) for r in data.roots()]
+        return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     if name in ("folder", "video_folder"):
         root = Path(data.root) / ("train" if train else "val")
         if name == "folder":

@@ -232,8 +232,10 @@ def trained_on_data(trajectories: str | Path, encoder_source: str | Path) -> dic
     stage1 = Path(encoder_source) / RUN_CONFIG
     if stage1.is_file():
         data = run_config(encoder_source).data
-        if data.dataset == "trajectories" and Path(data.root).is_dir():
-            seeds |= set(TrajectoryDataset(data.root, clip_length=1).episode_seeds)
+        if data.dataset == "trajectories":
+            for root in data.roots():
+                if root.is_dir():
+                    seeds |= set(TrajectoryDataset(root, clip_length=1).episode_seeds)
     return {
         "env_id": meta["env_id"],
         "action_dim": meta["action_dim"],
