@@ -471,6 +471,30 @@ def test_a_world_model_records_what_it_was_trained_on(tmp_path):
     }
 
 
+def test_a_world_model_keeps_the_seeds_of_every_stage_one_folder(tmp_path):
+    """A stage 1 that pooled several trajectory folders: evaluation must avoid the seeds of all of them."""
+    import yaml
+
+    from worldjepa.config import to_dict
+    from worldjepa.data.datasets import DataConfig
+    from worldjepa.presets import PretrainPreset
+    from worldjepa.stages.posttrain import trained_on_data
+
+    data = _reach_folder(tmp_path / "data", size=32)
+    others = []
+    for seed in (5, 9):
+        with TrajectoryWriter(tmp_path / f"s1_{seed}", "worldjepa/ArmPickPlace-v0", (32, 32), 4, 7) as writer:
+            frames = np.zeros((3, 32, 32, 3), np.uint8)
+            writer.add_episode(frames, np.zeros((2, 4), np.float32), np.zeros((3, 7), np.float32), seed=seed)
+        others.append(str(tmp_path / f"s1_{seed}"))
+    stage1 = PretrainPreset(
+        method="vjepa", data=DataConfig(dataset="trajectories", root=others, image_size=32, num_frames=2)
+    )
+    (tmp_path / "encoder").mkdir()
+    (tmp_path / "encoder" / "config.yaml").write_text(yaml.safe_dump(to_dict(stage1), sort_keys=False))
+    assert trained_on_data(data, tmp_path / "encoder")["seeds"] == [1, 5, 9]
+
+
 def test_frames_of_another_size_than_the_preset_are_refused_before_work(folder, tmp_path):
     from worldjepa.stages.pretrain import run_pretrain
 
