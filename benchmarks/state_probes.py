@@ -37,7 +37,6 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from worldjepa.data.trajectories import TrajectoryDataset  # noqa: E402
 from worldjepa.eval.frozen import FeatureSet, ProbeConfig, train_probe  # noqa: E402
 from worldjepa.interop.pretrain_run import load_encoder, run_config  # noqa: E402
 from worldjepa.interop.worldjepa_format import load_modules  # noqa: E402
@@ -46,7 +45,7 @@ from worldjepa.nn.pos_embed import sincos_table  # noqa: E402
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config  # noqa: E402
 from worldjepa.stages.collect import run_episode  # noqa: E402
 from worldjepa.stages.evaluate import check_unseen_seeds  # noqa: E402
-from worldjepa.stages.posttrain import save_ablation_encoder  # noqa: E402
+from worldjepa.stages.posttrain import save_ablation_encoder, stage1_seeds  # noqa: E402
 
 ENCODERS = ("pretrained", "random", "pixels")
 
@@ -206,10 +205,7 @@ def write_results(results: dict, out: str, name: str) -> None:
 
 def held_out_episodes(cfg: WorldModelPreset, encoder_run: str, count: int) -> list[dict]:
     """`count` episodes from the test seeds, once they are checked against the stage-1 run's data."""
-    stage1 = run_config(encoder_run)
-    if stage1.data.dataset == "trajectories":
-        for root in stage1.data.roots():
-            check_unseen_seeds(TrajectoryDataset(root, clip_length=1).episode_seeds, str(root))
+    check_unseen_seeds(stage1_seeds(encoder_run), encoder_run)
     return make_episodes(cfg, count, SPLIT_SEEDS["test"])
 
 

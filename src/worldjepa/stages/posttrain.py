@@ -223,19 +223,24 @@ def save_ablation_encoder(kind: str, stage1: PretrainPreset, directory: Path) ->
     return directory
 
 
+def stage1_seeds(encoder_source: str | Path) -> set[int]:
+    """The reset seeds of every trajectory folder a pretraining run learned from (none for another
+    dataset, an ablation encoder, or folders no longer on disk)."""
+    if not (Path(encoder_source) / RUN_CONFIG).is_file():
+        return set()
+    data = run_config(encoder_source).data
+    if data.dataset != "trajectories":
+        return set()
+    folders = [root for root in data.roots() if root.is_dir()]
+    return {seed for root in folders for seed in TrajectoryDataset(root, clip_length=1).episode_seeds}
+
+
 def trained_on_data(trajectories: str | Path, encoder_source: str | Path) -> dict:
     """What a world model is for: the env, action and state sizes and image size of its stage-2 data,
     and the reset seeds of every episode it saw (stage 2's data, and stage 1's when it was a trajectory
     folder), so evaluation can refuse another env and seeds it has seen."""
     meta = read_meta(trajectories)
-    seeds = set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
-    stage1 = Path(encoder_source) / RUN_CONFIG
-    if stage1.is_file():
-        data = run_config(encoder_source).data
-        if data.dataset == "trajectories":
-            for root in data.roots():
-                if root.is_dir():
-                    seeds |= set(TrajectoryDataset(root, clip_length=1).episode_seeds)
+    seeds = set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds) | stage1_seeds(encoder_source)
     return {
         "env_id": meta["env_id"],
         "action_dim": meta["action_dim"],
