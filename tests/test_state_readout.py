@@ -260,31 +260,47 @@ def test_antisymmetric_pair_readout_reads_each_change_as_minus_its_reverse():
 
 
 def test_standardized_readout_reads_a_dimmer_light_as_the_same_picture():
-    """With `standardize`, one light made dimmer and greyer (each colour channel scaled and shifted, both
-    pictures of a pair alike) leaves every read unchanged, single or pair, antisymmetric too; without it
-    the reads move; the flag survives a save."""
+    """A light made dimmer (all channels scaled and shifted alike, both pictures of a pair alike) leaves
+    every read unchanged with either `standardize` mode, single or pair, antisymmetric too; a greyer light
+    (each channel its own scale and shift) only with `channels`; without standardising the reads move;
+    the mode survives a save, and a readout saved with the old true / false flag loads as channels / none."""
     torch.manual_seed(0)
     frames = to_input(square_frames(6, seed=0)[0])
-    scale, shift = (
-        torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1),
-        torch.tensor([-0.3, 0.1, 0.2]).view(1, 3, 1, 1),
+    dimmer = frames * 0.5 - 0.2
+    greyer = frames * torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1) + torch.tensor([-0.3, 0.1, 0.2]).view(
+        1, 3, 1, 1
     )
-    dim = frames * scale + shift
     for pair, antisymmetric in [(False, False), (True, False), (True, True)]:
-        readout = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric, standardize=True).eval()
+        read = (lambda m, x: m(x[:3], x[3:])) if pair else (lambda m, x: m(x))
+        readouts = {}
+        for mode in ("none", "channels", "brightness"):
+            readouts[mode] = StateReadout(
+                2, SIZE, 8, pair=pair, antisymmetric=antisymmetric, standardize=mode
+            )
+            readouts[mode].eval()
+            if mode == "none":
+                with torch.no_grad():
+                    readouts[mode].net[-1].weight.mul_(100.0)  # reads of a useful size
+            else:
+                readouts[mode].load_state_dict(readouts["none"].state_dict())
         with torch.no_grad():
-            readout.net[-1].weight.mul_(100.0)  # reads of a useful size
-        plain = StateReadout(2, SIZE, 8, pair=pair, antisymmetric=antisymmetric).eval()
-        plain.load_state_dict(readout.state_dict())
-        with torch.no_grad():
-            read = (lambda m, x: m(x[:3], x[3:])) if pair else (lambda m, x: m(x))
-            torch.testing.assert_close(read(readout, dim), read(readout, frames), atol=1e-4, rtol=1e-4)
-            assert (read(plain, dim) - read(plain, frames)).abs().max() > 1e-3
-        rebuilt = StateReadout(**readout.config())
-        rebuilt.load_state_dict(readout.state_dict())
-        with torch.no_grad():
-            torch.testing.assert_close(read(rebuilt.eval(), frames), read(readout, frames))
-    assert StateReadoutFitConfig(standardize=True).build(2, SIZE).standardize
+            moved = {
+                (mode, light): float((read(m, pictures) - read(m, frames)).abs().max())
+                for mode, m in readouts.items()
+                for light, pictures in (("dimmer", dimmer), ("greyer", greyer))
+            }
+            for m in readouts.values():
+                rebuilt = StateReadout(**m.config())
+                rebuilt.load_state_dict(m.state_dict())
+                torch.testing.assert_close(read(rebuilt.eval(), frames), read(m, frames))
+        assert moved["channels", "dimmer"] < 1e-4 and moved["channels", "greyer"] < 1e-4
+        assert moved["brightness", "dimmer"] < 1e-4 and moved["brightness", "greyer"] > 1e-3
+        assert moved["none", "dimmer"] > 1e-3 and moved["none", "greyer"] > 1e-3
+    assert StateReadoutFitConfig(standardize="brightness").build(2, SIZE).standardize == "brightness"
+    assert StateReadout(2, SIZE, 8, standardize=True).standardize == "channels"
+    assert StateReadout(2, SIZE, 8, standardize=False).standardize == "none"
+    with pytest.raises(UserError, match="brightness"):
+        StateReadout(2, SIZE, 8, standardize="colour")
 
 
 def test_readout_refit_replaces_only_the_readout_and_adds_the_new_seeds(tiny_world_model_cfg, tmp_path):

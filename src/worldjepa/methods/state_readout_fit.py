@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from worldjepa.data.scene_augment import scene_augment
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.errors import UserError
-from worldjepa.nn.state_readout import StateReadout
+from worldjepa.nn.state_readout import Standardize, StateReadout
 from worldjepa.train.device import autocast, resolve_device
 
 #: How far apart (frames) the near pairs of `StateReadoutFitConfig.near_pairs` are at most.
@@ -48,7 +48,7 @@ class StateReadoutFitConfig:
     unlimited joint (pair readouts only); `weights` how much each state value counts in the loss (None: all
     alike; 0 for a value the pictures cannot show, such as a velocity, whose noise would crowd out the rest);
     `antisymmetric` makes a pair readout read each change both ways and `standardize` rescales its input
-    pictures' colours to zero mean and unit spread (`StateReadout`)."""
+    pictures to zero mean and unit spread, per colour channel or by one brightness gain (`StateReadout`)."""
 
     steps: int = 4000
     batch_size: int = 128
@@ -61,7 +61,7 @@ class StateReadoutFitConfig:
     periodic: list[int] = field(default_factory=list)
     weights: list[float] | None = None
     antisymmetric: bool = False
-    standardize: bool = False
+    standardize: Standardize = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -23,19 +23,25 @@ change from B to A and zero between two copies of one picture: the part of its e
 with the pair's order cancels, and that part dominates near the goal (DMC reacher, docs/07).
 
 A `standardize` readout first rescales its input, per picture (a pair: both pictures by their joint
-statistics, so that one scene look stays one look) and per colour channel, to zero mean and unit spread:
-a dimmer or brighter light then shows the network the same contrasts, where it would otherwise see a
-picture whose every difference is halved (the Reach `lighting` scene is half as bright as the default).
+statistics, so that one scene look stays one look), to zero mean and unit spread: a dimmer or brighter
+light then shows the network the same contrasts, where it would otherwise see a picture whose every
+difference is halved (the Reach `lighting` scene is half as bright as the default). `"channels"` rescales
+each colour channel on its own (a greyer or tinted light is undone too, and with it some of the contrast
+between two colours), `"brightness"` all three by one gain and offset (colours keep their contrasts).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
+
+#: How a readout rescales its input pictures (`StateReadout`): not at all, per colour channel, or by one
+#: brightness gain and offset for all channels.
+Standardize = Literal["none", "channels", "brightness"]
 
 
 class StateReadout(nn.Module):
@@ -51,7 +57,7 @@ class StateReadout(nn.Module):
         normalization: dict[str, list[float]] | None = None,
         pair: bool = False,
         antisymmetric: bool = False,
-        standardize: bool = False,
+        standardize: Standardize | bool = "none",
     ) -> None:
         super().__init__()
         if image_size % 16:
@@ -59,6 +65,12 @@ class StateReadout(nn.Module):
         if antisymmetric and not pair:
             raise UserError(
                 "an antisymmetric state readout reads a change between two frames: it needs pair=true"
+            )
+        if isinstance(standardize, bool):  # readouts saved before the modes had names
+            standardize = "channels" if standardize else "none"
+        if standardize not in get_args(Standardize):
+            raise UserError(
+                f"state readout standardize must be one of {', '.join(get_args(Standardize))}, got {standardize!r}"
             )
         self.state_dim, self.image_size, self.width, self.pair = state_dim, image_size, width, pair
         self.antisymmetric, self.standardize = antisymmetric, standardize
@@ -108,11 +120,12 @@ class StateReadout(nn.Module):
 
     def _standardized(self, pictures: Tensor) -> Tensor:
         """Groups of pictures [B, P, 3, H, W] (a frame, or a reference and a frame) as they are, or with
-        `standardize` each group rescaled per channel by its joint mean and spread."""
-        if not self.standardize:
+        `standardize` each group rescaled by its joint mean and spread, per colour channel or over all three."""
+        if self.standardize == "none":
             return pictures
-        mean = pictures.mean(dim=(1, 3, 4), keepdim=True)
-        std = pictures.std(dim=(1, 3, 4), keepdim=True).clamp_min(1e-3)
+        over = (1, 3, 4) if self.standardize == "channels" else (1, 2, 3, 4)
+        mean = pictures.mean(dim=over, keepdim=True)
+        std = pictures.std(dim=over, keepdim=True).clamp_min(1e-3)
         return (pictures - mean) / std
 
     def config(self) -> dict[str, Any]:
