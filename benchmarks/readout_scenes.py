@@ -14,6 +14,8 @@ goal, so the first frame's error alone does not say how far off the arm will sto
 model's own input normalisation; the seeds of the split are checked against the model's training seeds
 first, as every evaluation does. Prints one row per fit: its wall time, the held-out frames' error and
 the mean grasp-point error (cm) on each scene's goal images; `--json PATH` also writes them.
+`--light-factors` adds two scenes that split the `lighting` scene in its parts: its dimmer light alone
+(the default light's direction) and its light's direction alone (the default strength).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 
 from goal_readout import grasp_error_cm
-from worldjepa.envs.variations import PRESETS
+from worldjepa.envs.variations import PRESETS, Variation
 from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config
@@ -39,14 +41,29 @@ from worldjepa.stages.evaluate import check_world_model
 EpisodeErrors = Callable[[gym.Env, int], list[float]]
 
 
-def mean_per_scene(cfg: WorldModelPreset, seeds: range, episode_errors: EpisodeErrors) -> dict[str, float]:
-    """The mean of `episode_errors(env, seed)` over the episodes of `seeds`, in every arm scene."""
+def light_factors() -> dict[str, Variation]:
+    """The `lighting` scene's parts, each alone over the default scene: its dimness, its direction."""
+    dark, default = PRESETS["lighting"], PRESETS["default"]
+    return {
+        "lighting: dimness only": dataclasses.replace(
+            default, name="dim", light_diffuse=dark.light_diffuse, ambient=dark.ambient
+        ),
+        "lighting: direction only": dataclasses.replace(
+            default, name="turned", light_direction=dark.light_direction
+        ),
+    }
+
+
+def mean_per_scene(
+    cfg: WorldModelPreset, scenes: dict[str, Variation], seeds: range, episode_errors: EpisodeErrors
+) -> dict[str, float]:
+    """The mean of `episode_errors(env, seed)` over the episodes of `seeds`, in every scene."""
     errors = {}
-    for scene in PRESETS:
+    for name, scene in scenes.items():
         env = dataclasses.replace(cfg.env, variation=scene).make()
         values = [value for seed in seeds for value in episode_errors(env, seed)]
         env.close()
-        errors[scene] = float(np.mean(values)) if values else float("nan")
+        errors[name] = float(np.mean(values)) if values else float("nan")
     return errors
 
 
@@ -81,7 +98,7 @@ def near_goal_errors(world_model: ACWorldModel, near: tuple[float, float] = (2.0
 
 def print_row(name: str, seconds: str, held_out: str, scenes: dict[str, float]) -> None:
     print(
-        f"| {name} | {seconds} | {held_out} | {' | '.join(f'{scenes[s]:.2f}' for s in PRESETS)} |", flush=True
+        f"| {name} | {seconds} | {held_out} | {' | '.join(f'{e:.2f}' for e in scenes.values())} |", flush=True
     )
 
 
@@ -99,6 +116,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--near", action="store_true", help="also the reads from 2-8 cm away (see above)")
+    parser.add_argument("--light-factors", action="store_true", help="also the lighting scene's parts alone")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     if args.threads:
@@ -110,14 +128,15 @@ def main() -> None:
     check_world_model(world_model, cfg, args.data)
     seeds = range(SPLIT_SEEDS[args.split], SPLIT_SEEDS[args.split] + args.episodes)
     rows = []
-    print(f"| readout fit | fit wall time | held-out grasp point (cm, per axis) | {' | '.join(PRESETS)} |")
-    print(f"|---|---:|---|{'---:|' * len(PRESETS)}")
+    scenes = {**PRESETS, **(light_factors() if args.light_factors else {})}
+    print(f"| readout fit | fit wall time | held-out grasp point (cm, per axis) | {' | '.join(scenes)} |")
+    print(f"|---|---:|---|{'---:|' * len(scenes)}")
 
     def measure(name: str, seconds: str, held_out: str) -> dict[str, dict[str, float]]:
-        row = {"scenes_cm": mean_per_scene(cfg, seeds, first_frame_errors(world_model))}
+        row = {"scenes_cm": mean_per_scene(cfg, scenes, seeds, first_frame_errors(world_model))}
         print_row(name, seconds, held_out, row["scenes_cm"])
         if args.near:
-            row["near_goal_cm"] = mean_per_scene(cfg, seeds, near_goal_errors(world_model))
+            row["near_goal_cm"] = mean_per_scene(cfg, scenes, seeds, near_goal_errors(world_model))
             print_row(f"{name}, from 2-8 cm away", seconds, held_out, row["near_goal_cm"])
         return row
 
