@@ -437,6 +437,48 @@ def test_ctrl_c_during_a_parallel_collection_keeps_every_finished_chunk(tmp_path
     assert data.num_episodes >= 40 and not list(out.glob("*.tmp"))
 
 
+def test_evaluation_workers_end_when_their_parent_is_killed():
+    """`run_row`'s pool workers plan for minutes per shard; a parent killed outright (`kill`, `timeout`)
+    must not leave them running. The parent below holds a pool as `run_row` builds it, its worker busy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import multiprocessing, os, time\n"
+            "from concurrent.futures import ProcessPoolExecutor\n"
+            "from worldjepa.stages.evaluate import exit_with_parent\n"
+            "pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'), initializer=exit_with_parent)\n"
+            "print(pool.submit(os.getpid).result(), flush=True)\n"
+            "pool.submit(time.sleep, 600)\n"
+            "time.sleep(600)\n"
+        )],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the killed parent's resource tracker reports its pool's semaphores
+    )  # fmt: skip
+    worker = int(parent.stdout.readline())
+
+    def running() -> bool:  # an ended worker no init has reaped yet is a zombie ("Z"): ended
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    assert running()  # alive while its parent is
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if not running():
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the evaluation worker outlived its killed parent")
+
+
 # ------------------------------------------------------------------ what a folder is, and mismatches
 def _reach_folder(root: Path, size: int = 64, env_id: str = "worldjepa/ArmReach-v0") -> Path:
     with TrajectoryWriter(root, env_id, (size, size), 4, 7) as writer:

@@ -17,7 +17,9 @@ import dataclasses
 import itertools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -157,6 +159,21 @@ def _episodes(
     return report.episodes
 
 
+def exit_with_parent() -> None:
+    """A worker process's initializer: end the worker when its parent process ends. A pool's workers
+    otherwise outlive a parent that was killed (`kill`, `timeout`, a scheduler's time limit; Ctrl-C reaches
+    them all), each planning its remaining episodes for minutes on cores nobody is using."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def run_row(
     row: str,
     cfg: WorldModelPreset,
@@ -187,7 +204,8 @@ def run_row(
         firsts = [0, *itertools.accumulate(sizes[:-1])]
         gif_dirs = [folder] + [None] * (len(sizes) - 1)
         n = len(sizes)
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(n, mp_context=spawn, initializer=exit_with_parent) as pool:
             shards = pool.map(
                 _episodes, [row] * n, [cfg] * n, [model] * n, firsts, sizes, gif_dirs, [threads] * n
             )
