@@ -8,7 +8,13 @@ preset's planner bounds allow, and the gripper takes the command the sub-goal's 
 they put the hand, on what schedule), not the model's: the follower never looks at the block. A reference
 row for the multi-stage tables, labelled privileged (it reads the simulator's hand states).
 
+`--demo-every K` asks instead what a recorded demonstration's frames would give as sub-goals: the scripted
+expert runs the episode first from the same reset, its actions clipped to the planner's bounds, and the
+follower then heads at each step for the hand position the demonstration had at the end of the current
+K-step stretch, a sub-goal every K steps and its last frame as the goal (the preset's schedule is not used).
+
     python benchmarks/subgoal_follower.py -c wm_arm_push --split test --episodes 50
+    python benchmarks/subgoal_follower.py -c wm_arm_push --split validation --episodes 20 --demo-every 4
 """
 
 from __future__ import annotations
@@ -29,14 +35,27 @@ from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config  # noqa
 CLOSED_BELOW = 0.07
 
 
-def follow(env, subgoal_steps: list[int], low: np.ndarray, high: np.ndarray, seed: int) -> tuple[bool, float]:
-    """One episode of the ideal follower: (success at the end, final distance)."""
+def demonstration(env, low: np.ndarray, high: np.ndarray, seed: int) -> tuple[list[np.ndarray], bool]:
+    """The scripted expert's episode from `seed`'s reset, its actions clipped to the bounds: the state
+    after every step, and whether it succeeded."""
+    env.reset(seed=seed)
+    states = []
+    for _ in range(env.spec.max_episode_steps):
+        observation, *_, info = env.step(np.clip(env.unwrapped.expert_action(), low, high).astype(np.float32))
+        states.append(observation["state"])
+    return states, bool(info["success"])
+
+
+def follow(
+    env, states: list[np.ndarray], subgoal_steps: list[int], low: np.ndarray, high: np.ndarray, seed: int
+) -> tuple[bool, float]:
+    """One episode of the ideal follower of sub-goal `states` on the schedule `subgoal_steps` (the last
+    state for the rest): (success at the end, final distance)."""
     env.reset(seed=seed)
     arm = env.unwrapped
-    states = [o["state"] for o in arm.subgoal_observations()]
     switches = np.cumsum(subgoal_steps)
     for step in range(env.spec.max_episode_steps):
-        target = states[int(np.searchsorted(switches, step, side="right"))]
+        target = states[min(int(np.searchsorted(switches, step, side="right")), len(states) - 1)]
         gripper = -1.0 if target[6] < CLOSED_BELOW else 1.0
         action = np.append((target[:3] - arm.grasp_point) / MAX_STEP, gripper)
         *_, info = env.step(np.clip(action, low, high).astype(np.float32))
@@ -48,6 +67,7 @@ def main() -> None:
     parser.add_argument("--config", "-c", default="wm_arm_push", help="a multi-stage arm preset")
     parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="test")
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--demo-every", type=int, help="sub-goals: a demonstration's states every K steps")
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. planner.subgoal_steps=[...]")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides, WorldModelPreset)
@@ -57,12 +77,24 @@ def main() -> None:
     low, high = (bound.numpy() for bound in action_bounds(env.action_space, cfg.planner.action_low,
                                                           cfg.planner.action_high))  # fmt: skip
     first = SPLIT_SEEDS[args.split]
-    results = [follow(env, cfg.planner.subgoal_steps, low, high, first + i) for i in range(args.episodes)]
+    results, demos_won = [], 0
+    for seed in range(first, first + args.episodes):
+        if args.demo_every:
+            demo, won = demonstration(env, low, high, seed)
+            ends = sorted({*range(args.demo_every - 1, len(demo), args.demo_every), len(demo) - 1})
+            states, demos_won = [demo[i] for i in ends], demos_won + won
+            schedule = [args.demo_every] * (len(states) - 1)
+        else:
+            env.reset(seed=seed)
+            states = [o["state"] for o in env.unwrapped.subgoal_observations()]
+            schedule = cfg.planner.subgoal_steps
+        results.append(follow(env, states, schedule, low, high, seed))
     wins = sum(success for success, _ in results)
     ci_low, ci_high = wilson_interval(wins, len(results))
     failed = [first + i for i, (success, _) in enumerate(results) if not success]
     print(
-        f"{cfg.env.id}, {args.split} seeds, ideal follower of the sub-goals' hand states: "
+        (f"the demonstrations succeed in {demos_won}/{len(results)}; " if args.demo_every else "")
+        + f"{cfg.env.id}, {args.split} seeds, ideal follower of the sub-goals' hand states: "
         f"{wins / len(results):.0%} ({wins}/{len(results)}; {ci_low:.0%}-{ci_high:.0%}), mean final distance "
         f"{100 * np.mean([d for _, d in results]):.1f} cm; failed seeds {failed}"
     )
