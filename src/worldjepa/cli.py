@@ -1,4 +1,4 @@
-"""`worldjepa` command line: demo, collect, pretrain, probe, posttrain, readout, evaluate, envs.
+"""`worldjepa` command line: demo, collect, pretrain, probe, posttrain, readout, evaluate, convert, envs.
 
 Every subcommand turns bad input into one line on stderr (`error: ...` saying what to fix) and exit
 status 2, instead of a traceback.
