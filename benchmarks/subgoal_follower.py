@@ -49,13 +49,13 @@ def demonstration(env, low: np.ndarray, high: np.ndarray, seed: int) -> tuple[li
 def follow(
     env, states: list[np.ndarray], subgoal_steps: list[int], low: np.ndarray, high: np.ndarray, seed: int
 ) -> tuple[bool, float]:
-    """One episode of the ideal follower of sub-goal `states` on the schedule `subgoal_steps` (the last
-    state for the rest): (success at the end, final distance)."""
+    """One episode of the ideal follower of sub-goal `states` on the schedule `subgoal_steps` (one step
+    count per state but the last, which it heads for the rest): (success at the end, final distance)."""
     env.reset(seed=seed)
     arm = env.unwrapped
     switches = np.cumsum(subgoal_steps)
     for step in range(env.spec.max_episode_steps):
-        target = states[min(int(np.searchsorted(switches, step, side="right")), len(states) - 1)]
+        target = states[int(np.searchsorted(switches, step, side="right"))]
         gripper = -1.0 if target[6] < CLOSED_BELOW else 1.0
         action = np.append((target[:3] - arm.grasp_point) / MAX_STEP, gripper)
         *_, info = env.step(np.clip(action, low, high).astype(np.float32))
@@ -82,7 +82,8 @@ def main() -> None:
         if args.demo_every:
             demo, won = demonstration(env, low, high, seed)
             ends = sorted({*range(args.demo_every - 1, len(demo), args.demo_every), len(demo) - 1})
-            states, demos_won = [demo[i] for i in ends], demos_won + won
+            states = [demo[i] for i in ends]
+            demos_won += won
             schedule = [args.demo_every] * (len(states) - 1)
         else:
             env.reset(seed=seed)
