@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from worldjepa.data.scene_augment import scene_augment
+from worldjepa.data.scene_augment import _reshade, scene_augment
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.errors import UserError
 from worldjepa.methods.state_readout_fit import (
@@ -70,6 +70,21 @@ def test_scene_augment_gives_each_group_one_look():
     assert (looks[0] - looks[2]).abs().mean() > 0.01
     with pytest.raises(ValueError, match="groups of 4"):
         scene_augment(frames, torch.Generator(), group=4)
+
+
+def test_reshade_tone_curve_goes_through_its_levels_and_swaps_bright_and_dark():
+    levels = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0]).view(1, 1, 1, 1, 5)  # at inputs 0, 1/4, 1/2, 3/4, 1
+    x = torch.tensor([0.0, 0.25, 0.375, 0.5, 0.75, 1.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
+    torch.testing.assert_close(_reshade(x, levels)[0, 0, 0], torch.tensor([0.0, 1.0, 0.5, 0.0, 1.0, 0.0]))
+    # a darker face (0.25) turns brighter than a lighter one (0.5), as under a light from another side
+    frames = torch.rand(1, 3, SIZE, SIZE).expand(8, -1, -1, -1).contiguous()
+    plain = scene_augment(frames, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(scene_augment(frames, torch.Generator().manual_seed(5), reshade=0.0), plain)
+    reshaded = scene_augment(frames, torch.Generator().manual_seed(5), reshade=1.0)
+    assert reshaded.min() >= 0 and reshaded.max() <= 1
+    assert all((reshaded[i] - plain[i]).abs().mean() > 0.02 for i in range(8))  # every look reshaded
+    with pytest.raises(UserError, match="reshade"):
+        StateReadoutFitConfig(reshade=1.5)
 
 
 def fitted(scene_share: float, pair: bool = False, episodes: torch.Tensor | None = None) -> StateReadout:

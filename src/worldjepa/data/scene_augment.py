@@ -5,8 +5,9 @@ come from a scene that looks different: other colours, a textured table, other l
 objects that were not there. Trained on the plain frames it reads such goal images metres off. Each
 training image therefore gets its own random look, drawn from generic families (none is a copy of a
 test scene): its colour channels mixed, permuted and scaled, a light ramp, a brightness, contrast and
-tone-curve change, a checker texture of random period laid over it, a few boxes of random colour pasted on it, and a
-small shift, zoom and turn of the view. Batched: one pass of tensor ops per batch, no per-image loop.
+tone-curve change (with `reshade`, one that is not monotonic), a checker texture of random period laid
+over it, a few boxes of random colour pasted on it, and a small shift, zoom and turn of the view.
+Batched: one pass of tensor ops per batch, no per-image loop.
 Frames that show one scene together (a current image and a goal image) share one look (`group`).
 """
 
@@ -23,10 +24,30 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, hig
     return low + (high - low) * torch.rand(shape, generator=generator)
 
 
-def scene_augment(frames: Tensor, generator: torch.Generator, boxes: int = 3, group: int = 1) -> Tensor:
+#: Levels of a `_reshade` tone curve, at evenly spaced input values from 0 to 1.
+RESHADE_LEVELS = 5
+
+
+def _reshade(x: Tensor, levels: Tensor) -> Tensor:
+    """x [B, 3, H, W] in [0, 1] through a piecewise-linear tone curve through `levels` [B, 1, 1, 1, L] (the
+    output at inputs 0, 1/(L-1), ..., 1), one curve per image. Drawn at random, the curve is not monotonic:
+    which of two faces of a link is the brighter no longer says which way it faces the light, as under a
+    light from another side, while every edge and outline stays where it was."""
+    position = x * (levels.shape[-1] - 1)
+    below = position.floor().clamp(max=levels.shape[-1] - 2)
+    curve = levels.expand(*x.shape, -1)
+    low = curve.gather(-1, below.long()[..., None])[..., 0]
+    high = curve.gather(-1, below.long()[..., None] + 1)[..., 0]
+    return low + (position - below) * (high - low)
+
+
+def scene_augment(
+    frames: Tensor, generator: torch.Generator, boxes: int = 3, group: int = 1, reshade: float = 0.0
+) -> Tensor:
     """float frames [B, 3, H, W] in [0, 1] -> the same frames in random scene looks: one look per
-    `group` consecutive frames (B a multiple of it). On the frames' device; every random draw comes from
-    `generator`, on the CPU."""
+    `group` consecutive frames (B a multiple of it); a share `reshade` of the looks get a tone curve that
+    is not monotonic (`_reshade`). On the frames' device; every random draw comes from `generator`, on
+    the CPU."""
     batch, _, height, width = frames.shape
     if batch % group:
         raise ValueError(f"{batch} frames do not split into groups of {group}")
@@ -60,6 +81,8 @@ def scene_augment(frames: Tensor, generator: torch.Generator, boxes: int = 3, gr
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = mean + (x - mean) * draw(1, 1, 1, low=0.6, high=1.4) + draw(1, 1, 1, low=-0.1, high=0.1)
     x = x.clamp(0.0, 1.0) ** draw(1, 1, 1, low=0.6, high=2.2)  # a tone curve: shadows vs highlights
+    if reshade > 0:
+        x = torch.where(draw(1, 1, 1) < reshade, _reshade(x, draw(1, 1, 1, RESHADE_LEVELS)), x)
 
     # texture: a checker of random period, angle and strength over half the images
     period = draw(1, 1, 1, low=3.0, high=12.0)

@@ -41,8 +41,10 @@ NEAR_FRAMES = 6
 class StateReadoutFitConfig:
     """The `world_model.state_readout` section: a network `width` channels wide, trained with AdamW and a
     one-cycle lr over `steps` batches; `validation` is the share of episodes held out to measure it;
-    `scene_augment` the share of each batch given a random scene look; `pair` reads the state change
-    from the current image to the goal image instead of the goal image's state (`StateReadout`);
+    `scene_augment` the share of each batch given a random scene look, `reshade` the share of those looks
+    whose tone curve is not monotonic (a light from another side swaps which faces look bright); `pair`
+    reads the state change from the current image to the goal image instead of the goal image's state
+    (`StateReadout`);
     `near_pairs` the share of a pair readout's pairs drawn at most `NEAR_FRAMES` frames apart (the small
     changes it must read precisely near a goal); `periodic` the state values that are angles of an
     unlimited joint (pair readouts only); `weights` how much each state value counts in the loss (None: all
@@ -56,6 +58,7 @@ class StateReadoutFitConfig:
     width: int = 16
     validation: float = 0.1
     scene_augment: float = 0.0
+    reshade: float = 0.0
     pair: bool = False
     near_pairs: float = 0.0
     periodic: list[int] = field(default_factory=list)
@@ -69,13 +72,15 @@ class StateReadoutFitConfig:
             min(self.steps, self.batch_size, self.width) < 1
             or not 0.0 <= self.validation < 1.0
             or not 0.0 <= self.scene_augment <= 1.0
+            or not 0.0 <= self.reshade <= 1.0
             or not 0.0 <= self.near_pairs <= 1.0
             or not self.lr > 0
         ):
             raise UserError(
-                "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment and "
-                f"near_pairs in [0, 1] and lr > 0, got {self.steps}, {self.batch_size}, {self.width}, "
-                f"{self.validation}, {self.scene_augment}, {self.near_pairs} and {self.lr}"
+                "state_readout needs steps, batch_size and width >= 1, validation in [0, 1), scene_augment, "
+                f"reshade and near_pairs in [0, 1] and lr > 0, got {self.steps}, {self.batch_size}, "
+                f"{self.width}, {self.validation}, {self.scene_augment}, {self.reshade}, {self.near_pairs} "
+                f"and {self.lr}"
             )
         if self.antisymmetric and not self.pair:
             raise UserError(
@@ -208,7 +213,7 @@ def fit_state_readout(
         group = 1 if reference is None else 2
         if looks > 0:
             picked = (torch.rand(len(read), generator=generator) < looks).repeat_interleave(group)
-            images[picked] = scene_augment(images[picked], generator, group=group)
+            images[picked] = scene_augment(images[picked], generator, group=group, reshade=cfg.reshade)
         images = to_input(images).contiguous(memory_format=torch.channels_last)
         if reference is None:
             return images, None
