@@ -1,20 +1,28 @@
-"""Would an energy that sees the block make Push correct a drifting block? A privileged upper bound.
+"""Would an energy that sees the block make Push correct a drifting block? Privileged upper bounds, then
+the block read from the pictures.
 
 Push plans toward sub-goal pictures on a fixed schedule and fails when the pushed block drifts off the
 line the pictures were drawn on (docs/results.md). The obvious remedy is block feedback in the energy: read
 the block's position from each picture, predict how the candidate actions move it, and score its distance
-to where the sub-goal shows it. This asks whether that remedy works before anyone builds the readouts:
-it gives the planner the simulator's state of the hand AND the block (privileged: the block's true
-position and yaw now and in every sub-goal), predicts their change with a learned state head
+to where the sub-goal shows it. This asks whether that remedy works before anyone builds it into the world
+model. By default it gives the planner the simulator's state of the hand AND the block (privileged: the
+block's true position and yaw now and in every sub-goal), predicts their change with a learned state head
 (`ProprioHead` on [7-D proprio, block x, y, cos 4 yaw, sin 4 yaw], fitted with `fit_proprio_head` on
-transitions of the preset's collection mix), and plans with the preset's planner and schedule, the energy
-weighing the hand's and the block's distance to each sub-goal (no image term). The block weight 0 row is
-the same planner without block feedback.
+transitions of the preset's collection mix; with `--block-velocity` also on how far the block moved in the
+last env action), and plans with the preset's planner and schedule, the energy weighing the hand's and the
+block's distance to each sub-goal (no image term). The block weight 0 row is the same planner without block
+feedback. `--dynamics simulator` replaces the learned head with MuJoCo itself: every candidate is played
+out in a copy of the episode's physics from its present state, the bound with a perfect model of the
+block. `--block-readout N` takes the simulator out of the planner's inputs: a `StateReadout` fitted on the
+frames of N recorded episodes reads the block from the camera image and every sub-goal's state from its
+picture; only the robot's own proprio is the simulator's.
 
-    python benchmarks/push_block_energy.py --episodes 50 --block-weights 0 0.3 1 3
+    python benchmarks/push_block_energy.py --episodes 50 --dynamics simulator --block-weights 0 10
+    python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-weights 0 1 3
+    python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-readout 600
 
-Preset overrides go before `--block-weights` (or after `--`): `... --episodes 50 planner.horizon=5
---block-weights 0 1`.
+Recorded states and the fitted readout are kept under runs/. Preset overrides go before `--block-weights`
+(or after `--`): `... --episodes 50 planner.horizon=5 --block-weights 0 1`.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -31,8 +41,12 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from worldjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize  # noqa: E402
+from worldjepa.envs.arm import MAX_STEP, SUBSTEPS, _euler_xyz, _gripper_control  # noqa: E402
+from worldjepa.envs.arm_scene import FINGER_MIN_GAP, WORKSPACE_HIGH, WORKSPACE_LOW, inverse_kinematics  # noqa: E402
 from worldjepa.eval.closed_loop import wilson_interval  # noqa: E402
 from worldjepa.methods.proprio_fit import ProprioFitConfig, episode_transitions, fit_proprio_head  # noqa: E402
+from worldjepa.methods.state_readout_fit import StateReadoutFitConfig, fit_state_readout  # noqa: E402
 from worldjepa.nn.proprio_head import ProprioHead, unroll_states  # noqa: E402
 from worldjepa.planning.agent import build_agent  # noqa: E402
 from worldjepa.planning.goal import PrivilegedGoal  # noqa: E402
@@ -44,18 +58,72 @@ from worldjepa.stages.collect import episode_plan, run_episode  # noqa: E402
 HAND = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def block_state(arm) -> np.ndarray:
-    """The block's x, y and its yaw as cos / sin of 4 yaw (a square block looks alike every quarter turn)."""
-    w, _, _, z = arm.data.qpos[arm._block_qpos + 3 : arm._block_qpos + 7]
-    yaw = 2.0 * np.arctan2(z, w)
-    return np.array([*arm.block_position[:2], np.cos(4 * yaw), np.sin(4 * yaw)], np.float32)
+def full_state(arm, data: mujoco.MjData) -> np.ndarray:
+    """The 7-D proprio state as `ArmEnv` observes it, then the block's x, y and its yaw as cos / sin of
+    4 yaw (a square block looks alike every quarter turn), in `data`: the env's physics or a copy of it."""
+    grasp = arm._grasp_site
+    fingers = FINGER_MIN_GAP + data.qpos[arm._finger_qpos].sum()
+    proprio = [*data.site_xpos[grasp], *_euler_xyz(data.site_xmat[grasp].reshape(3, 3)), fingers]
+    block = data.qpos[arm._block_qpos : arm._block_qpos + 7]
+    yaw = 2.0 * np.arctan2(block[6], block[3])
+    return np.float32([*proprio, block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
 
 
-class WithBlockState(gym.ObservationWrapper):
-    """Observations whose `state` is the proprio state followed by the block's (`block_state`)."""
+def with_block_velocity(states: np.ndarray) -> np.ndarray:
+    """[T, 11] `full_state`s of one episode -> [T, 13]: each followed by how far the block moved (x, y) in
+    the env action before it (none before the first)."""
+    moved = np.diff(states[:, 7:9], axis=0, prepend=states[:1, 7:9])
+    return np.concatenate([states, moved], axis=1)
+
+
+class WithBlockState(gym.Wrapper):
+    """Observations whose `state` is the proprio state followed by the block's (`full_state`) and, with
+    `velocity`, how far the block moved in the last env action (`with_block_velocity`): where a pushed
+    block goes next depends on how it is moving, which its position does not say. With a `readout`
+    (pixels [H, W, 3] -> the 11-D state they show) the block's values are read from the camera image and
+    every sub-goal's from its picture, hand included: nothing but the robot's own proprio comes from the
+    simulator."""
+
+    def __init__(
+        self, env: gym.Env, velocity: bool, readout: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> None:
+        super().__init__(env)
+        self.velocity, self.readout, self.last = velocity, readout, None
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self.last = None
+        return self.observation(observation), info
+
+    def step(self, action):
+        observation, *rest = self.env.step(action)
+        return self.observation(observation), *rest
 
     def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {**observation, "state": np.concatenate([observation["state"], block_state(self.unwrapped)])}
+        state = full_state(self.unwrapped, self.unwrapped.data)
+        if self.readout is not None:
+            state[7:] = self.readout(observation["pixels"])[7:]
+        if self.velocity:
+            last = state[None] if self.last is None else self.last
+            self.last = state[None]
+            state = with_block_velocity(np.concatenate([last, state[None]]))[-1]
+        return {**observation, "state": state}
+
+    def subgoal_states(self) -> list[np.ndarray]:
+        """The state (proprio and block, at rest) of every sub-goal the env renders, the goal last: the
+        simulator's, or with a `readout` the one read from the sub-goal's picture."""
+        arm = self.unwrapped
+        if self.readout is not None:
+            states = [self.readout(observation["pixels"]) for observation in arm.subgoal_observations()]
+        else:
+            states = []
+            for pose in arm._subgoal_poses():
+                snapshot = arm.get_sim_state()
+                pose()
+                mujoco.mj_forward(arm.model, arm.data)
+                states.append(full_state(arm, arm.data))
+                arm.set_sim_state(snapshot)
+        return [np.concatenate([s, np.zeros(2, np.float32)]) if self.velocity else s for s in states]
 
 
 class StateWorldModel:
@@ -77,45 +145,142 @@ class StateWorldModel:
         return Latent(states.new_zeros(*states.shape[:2], 1, 1), states)
 
 
-def subgoal_states(env: gym.Env) -> list[np.ndarray]:
-    """The state (proprio and block) of every sub-goal the env renders, the goal last."""
-    arm, states = env.unwrapped, []
-    for pose in arm._subgoal_poses():
-        snapshot = arm.get_sim_state()
-        pose()
-        mujoco.mj_forward(arm.model, arm.data)
-        states.append(np.concatenate([arm._observation()["state"], block_state(arm)]))
-        arm.set_sim_state(snapshot)
-    return states
+class SimulatorWorldModel(StateWorldModel):
+    """A world model whose latent is the simulator state and whose dynamics are the simulator's own: each
+    candidate is played out, env action by env action as `ArmEnv.step` applies them, in a copy of the
+    physics taken when the present observation is encoded."""
+
+    def __init__(self, arm, frame_skip: int) -> None:
+        self.arm, self.action_dim = arm, 4 * frame_skip
+        self.spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        self.start = np.empty(mujoco.mj_stateSize(arm.model, self.spec))
+        self.copy = mujoco.MjData(arm.model)
+
+    def encode(self, obs: dict[str, torch.Tensor]) -> Latent:
+        mujoco.mj_getState(self.arm.model, self.arm.data, self.start, self.spec)
+        return super().encode(obs)
+
+    def unroll(self, latent: Latent, actions: torch.Tensor) -> Latent:
+        model, data, grasp = self.arm.model, self.copy, self.arm._grasp_site
+        moves = actions.unflatten(-1, (-1, 4)).double().numpy()  # [N, H, frame skip, 4]
+        states = np.empty((*moves.shape[:2], latent.proprio.shape[-1]), np.float32)
+        for n, plan in enumerate(moves):
+            mujoco.mj_setState(model, data, self.start, self.spec)
+            data.ctrl[:] = self.arm.data.ctrl
+            mujoco.mj_forward(model, data)
+            for t, step in enumerate(plan):
+                for action in step:
+                    target = np.clip(
+                        data.site_xpos[grasp] + MAX_STEP * action[:3], WORKSPACE_LOW, WORKSPACE_HIGH
+                    )
+                    data.ctrl[:4] = inverse_kinematics(target)
+                    data.ctrl[4:6] = _gripper_control(action[3])
+                    mujoco.mj_step(model, data, nstep=SUBSTEPS)
+                    mujoco.mj_kinematics(model, data)
+                states[n, t] = full_state(self.arm, data)
+        states = torch.from_numpy(states)
+        return Latent(states.new_zeros(*states.shape[:2], 1, 1), states)
 
 
-def fitted_head(cfg: WorldModelPreset, env: gym.Env, episodes: int, cache: Path) -> ProprioHead:
-    """The state head fitted on `episodes` episodes of the preset's collection mix (recorded once, kept in
-    `cache`), one env action per move, applied frame-skip times per model step."""
+def recorded(cfg: WorldModelPreset, env: gym.Env, episodes: range) -> list[dict]:
+    """Episodes `episodes` of the preset's collection mix, their states `full_state`s."""
+    return [
+        run_episode(
+            env, *episode_plan(cfg.collect.seed, e, "mix", cfg.collect.expert_fraction), cfg.collect.noise
+        )
+        for e in episodes
+    ]
+
+
+def fitted_readout(
+    cfg: WorldModelPreset, episodes: int, fit: StateReadoutFitConfig, cache: Path
+) -> Callable[[np.ndarray], np.ndarray]:
+    """pixels [H, W, 3] -> the 11-D state (`full_state`) they show: a `StateReadout` fitted with
+    `fit_state_readout` on every frame of `episodes` episodes of the preset's collection mix (kept in
+    `cache`), a share `fit.validation` of them held out to measure it."""
+    readout = fit.build(11, cfg.env.image_size)
+    to_input = partial(normalize, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if cache.exists():
+        saved = torch.load(cache, weights_only=True)
+        readout.set_normalization(saved["normalization"])
+        readout.load_state_dict(saved["weights"])
+        readout.eval().requires_grad_(False)
+    else:
+        data = recorded(cfg, WithBlockState(cfg.env.make(), velocity=False), range(episodes))
+        frames = torch.from_numpy(np.concatenate([r["frames"] for r in data]))
+        states = torch.from_numpy(np.concatenate([r["states"] for r in data]))
+        numbers = torch.cat([torch.full((len(r["states"]),), e) for e, r in enumerate(data)])
+        del data
+        tic = time.perf_counter()
+        errors = fit_state_readout(readout, frames, states, numbers, to_input, fit, "cpu", False)
+        error = errors["val_mean_abs_error"]
+        print(
+            f"state readout fitted on {len(frames)} frames in {time.perf_counter() - tic:.0f} s; on "
+            "held-out episodes the hand is read "
+            f"{1000 * np.mean(error[:3]):.1f} mm off per axis, the block {1000 * np.mean(error[7:9]):.1f} mm",
+            flush=True,
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"normalization": readout.config()["normalization"], "weights": readout.state_dict()}, cache
+        )
+
+    def read(pixels: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            images = torch.from_numpy(pixels).permute(2, 0, 1)[None].float().div_(255.0)
+            return readout(to_input(images))[0].numpy()
+
+    return read
+
+
+def fitted_head(
+    cfg: WorldModelPreset, env: gym.Env, episodes: int, fit: ProprioFitConfig, cache: Path
+) -> ProprioHead:
+    """The state head fitted on 90 % of `episodes` episodes of the preset's collection mix (recorded once,
+    kept in `cache`, the fitted head beside it), one env action per move, applied frame-skip times per
+    model step; the other 10 % measure how far off it puts the block where the block moves."""
     if not cache.exists():
-        recorded = [
-            run_episode(
-                env,
-                *episode_plan(cfg.collect.seed, e, "mix", cfg.collect.expert_fraction),
-                noise=cfg.collect.noise,
-            )  # fmt: skip
-            for e in range(episodes)
-        ]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        data = recorded(cfg, env, range(episodes))
         np.savez(
             cache,
-            states=np.stack([r["states"] for r in recorded]),
-            actions=np.stack([r["actions"] for r in recorded]),
+            states=np.stack([r["states"][:, :11] for r in data]),
+            actions=np.stack([r["actions"] for r in data]),
         )
     data = np.load(cache)
+    velocity = env.get_wrapper_attr("velocity")
     parts = [
-        episode_transitions(torch.from_numpy(s), torch.from_numpy(a), 1)
+        episode_transitions(
+            torch.from_numpy(with_block_velocity(s) if velocity else s), torch.from_numpy(a), 1
+        )
         for s, a in zip(data["states"], data["actions"], strict=True)
     ]
-    states, actions, after = (torch.cat(part) for part in zip(*parts, strict=True))
+    split = len(parts) - max(1, len(parts) // 10)
+    states, actions, after = (torch.cat(part) for part in zip(*parts[:split], strict=True))
     skip = cfg.world_model.frame_skip
-    head = ProprioHead(states.shape[1], actions.shape[1] * skip, 256, 3, moves=skip)
-    errors = fit_proprio_head(head, states, actions, after, ProprioFitConfig(steps=16000), "cpu", False)
-    print(f"state head fitted on {len(states)} transitions; held-out error {errors}")
+    head = ProprioHead(
+        states.shape[1], actions.shape[1] * skip, fit.hidden_dim, fit.hidden_layers, moves=skip
+    )
+    fitted = cache.with_name(f"{cache.stem}_head_{fit.steps}_{fit.hidden_dim}{'_velocity' * velocity}.pt")
+    if fitted.exists():
+        saved = torch.load(fitted, weights_only=True)
+        head.set_normalization(saved["normalization"])
+        head.load_state_dict(saved["weights"])
+    else:
+        fit_proprio_head(head, states, actions, after, fit, "cpu", False)
+        torch.save({"normalization": head.config()["normalization"], "weights": head.state_dict()}, fitted)
+    states, actions, after = (torch.cat(part) for part in zip(*parts[split:], strict=True))
+    with torch.no_grad():
+        error = (head.move(states, actions) - after)[:, 7:9].norm(dim=-1)
+    moved = (after - states)[:, 7:9].norm(dim=-1)
+    moving = moved > 1e-3
+    print(
+        f"state head fitted on {split} episodes ({fit.steps} steps); on {len(parts) - split} held-out "
+        f"episodes the block moves in {moving.float().mean():.1%} of moves and is put "
+        f"{1000 * error[moving].mean():.1f} mm off where it does (a model leaving it still: "
+        f"{1000 * moved[moving].mean():.1f} mm), {1000 * error[~moving].mean():.2f} mm where it does not",
+        flush=True,
+    )
     return head
 
 
@@ -125,21 +290,49 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--block-weights", type=float, nargs="+", default=[0.0, 1.0, 3.0])
     parser.add_argument("--collect", type=int, default=600, help="episodes to fit the state head on")
-    parser.add_argument("--cache", default="runs/push_block_states.npz", help="the recorded states, kept")
+    parser.add_argument("--fit-steps", type=int, default=16000, help="the state head's training steps")
+    parser.add_argument("--hidden-dim", type=int, default=256, help="the state head's width")
+    parser.add_argument(
+        "--dynamics", choices=["learned", "simulator"], default="learned", help="what predicts the states"
+    )
+    parser.add_argument(
+        "--block-velocity", action="store_true", help="the learned head also reads how the block is moving"
+    )
+    parser.add_argument(
+        "--block-readout",
+        type=int,
+        metavar="EPISODES",
+        help="read the block, and every sub-goal's state, from the pictures with a readout fitted on this "
+        "many episodes' frames",
+    )
+    parser.add_argument("--readout-steps", type=int, default=4000, help="the readout's training steps")
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. planner.horizon=5")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.block_velocity and args.dynamics == "simulator":
+        parser.error("--block-velocity is for the learned head: the simulator keeps its own velocities")
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
-    env = WithBlockState(cfg.env.make())
-    head = fitted_head(cfg, env, args.collect, Path(args.cache))
+    readout = None
+    if args.block_readout:
+        fit = StateReadoutFitConfig(steps=args.readout_steps)
+        cache = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}.pt")
+        readout = fitted_readout(cfg, args.block_readout, fit, cache)
+    torch.set_num_threads(1)
+    env = WithBlockState(cfg.env.make(), args.block_velocity, readout)
+    if args.dynamics == "learned":
+        fit = ProprioFitConfig(steps=args.fit_steps, hidden_dim=args.hidden_dim, validation=0)
+        cache = Path(f"runs/push_block_states_{args.collect}.npz")
+        world_model = StateWorldModel(fitted_head(cfg, env, args.collect, fit, cache))
+    else:
+        world_model = SimulatorWorldModel(env.unwrapped, cfg.world_model.frame_skip)
     first = SPLIT_SEEDS[args.split]
     for weight in args.block_weights:
-        cfg.planner.energy.state_weights = [*HAND, weight, weight, 0.0, 0.0]
-        agent = build_agent(StateWorldModel(head), cfg.planner, env.action_space)
+        velocity = [0.0, 0.0] if args.block_velocity else []
+        cfg.planner.energy.state_weights = [*HAND, weight, weight, 0.0, 0.0, *velocity]
+        agent = build_agent(world_model, cfg.planner, env.action_space)
         tic, results = time.perf_counter(), []
         for seed in range(first, first + args.episodes):
             observation, _ = env.reset(seed=seed)
-            goals = [PrivilegedGoal(observation["pixels"], state) for state in subgoal_states(env)]
+            goals = [PrivilegedGoal(observation["pixels"], state) for state in env.subgoal_states()]
             agent.reset(goals, steps=env.spec.max_episode_steps)
             for _ in range(env.spec.max_episode_steps):
                 observation, _, _, _, info = env.step(agent.act(observation))
