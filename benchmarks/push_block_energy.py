@@ -42,8 +42,6 @@ import torch
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from worldjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize  # noqa: E402
-from worldjepa.envs.arm import MAX_STEP, SUBSTEPS, _euler_xyz, _gripper_control  # noqa: E402
-from worldjepa.envs.arm_scene import FINGER_MIN_GAP, WORKSPACE_HIGH, WORKSPACE_LOW, inverse_kinematics  # noqa: E402
 from worldjepa.eval.closed_loop import wilson_interval  # noqa: E402
 from worldjepa.methods.proprio_fit import ProprioFitConfig, episode_transitions, fit_proprio_head  # noqa: E402
 from worldjepa.methods.state_readout_fit import StateReadoutFitConfig, fit_state_readout  # noqa: E402
@@ -61,12 +59,9 @@ HAND = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 def full_state(arm, data: mujoco.MjData) -> np.ndarray:
     """The 7-D proprio state as `ArmEnv` observes it, then the block's x, y and its yaw as cos / sin of
     4 yaw (a square block looks alike every quarter turn), in `data`: the env's physics or a copy of it."""
-    grasp = arm._grasp_site
-    fingers = FINGER_MIN_GAP + data.qpos[arm._finger_qpos].sum()
-    proprio = [*data.site_xpos[grasp], *_euler_xyz(data.site_xmat[grasp].reshape(3, 3)), fingers]
     block = data.qpos[arm._block_qpos : arm._block_qpos + 7]
     yaw = 2.0 * np.arctan2(block[6], block[3])
-    return np.float32([*proprio, block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
+    return np.float32([*arm.proprio_state(data), block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
 
 
 def with_block_velocity(states: np.ndarray) -> np.ndarray:
@@ -161,7 +156,7 @@ class SimulatorWorldModel(StateWorldModel):
         return super().encode(obs)
 
     def unroll(self, latent: Latent, actions: torch.Tensor) -> Latent:
-        model, data, grasp = self.arm.model, self.copy, self.arm._grasp_site
+        model, data = self.arm.model, self.copy
         moves = actions.unflatten(-1, (-1, 4)).double().numpy()  # [N, H, frame skip, 4]
         states = np.empty((*moves.shape[:2], latent.proprio.shape[-1]), np.float32)
         for n, plan in enumerate(moves):
@@ -170,13 +165,7 @@ class SimulatorWorldModel(StateWorldModel):
             mujoco.mj_forward(model, data)
             for t, step in enumerate(plan):
                 for action in step:
-                    target = np.clip(
-                        data.site_xpos[grasp] + MAX_STEP * action[:3], WORKSPACE_LOW, WORKSPACE_HIGH
-                    )
-                    data.ctrl[:4] = inverse_kinematics(target)
-                    data.ctrl[4:6] = _gripper_control(action[3])
-                    mujoco.mj_step(model, data, nstep=SUBSTEPS)
-                    mujoco.mj_kinematics(model, data)
+                    self.arm.apply_action(action, data)
                 states[n, t] = full_state(self.arm, data)
         states = torch.from_numpy(states)
         return Latent(states.new_zeros(*states.shape[:2], 1, 1), states)
@@ -313,20 +302,21 @@ def main() -> None:
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
     readout = None
     if args.block_readout:
-        fit = StateReadoutFitConfig(steps=args.readout_steps)
-        cache = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}.pt")
-        readout = fitted_readout(cfg, args.block_readout, fit, cache)
+        saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}.pt")
+        readout = fitted_readout(
+            cfg, args.block_readout, StateReadoutFitConfig(steps=args.readout_steps), saved
+        )
     torch.set_num_threads(1)
     env = WithBlockState(cfg.env.make(), args.block_velocity, readout)
     if args.dynamics == "learned":
         fit = ProprioFitConfig(steps=args.fit_steps, hidden_dim=args.hidden_dim, validation=0)
-        cache = Path(f"runs/push_block_states_{args.collect}.npz")
-        world_model = StateWorldModel(fitted_head(cfg, env, args.collect, fit, cache))
+        saved = Path(f"runs/push_block_states_{args.collect}.npz")
+        world_model = StateWorldModel(fitted_head(cfg, env, args.collect, fit, saved))
     else:
         world_model = SimulatorWorldModel(env.unwrapped, cfg.world_model.frame_skip)
     first = SPLIT_SEEDS[args.split]
+    velocity = [0.0, 0.0] if args.block_velocity else []
     for weight in args.block_weights:
-        velocity = [0.0, 0.0] if args.block_velocity else []
         cfg.planner.energy.state_weights = [*HAND, weight, weight, 0.0, 0.0, *velocity]
         agent = build_agent(world_model, cfg.planner, env.action_space)
         tic, results = time.perf_counter(), []

@@ -136,7 +136,7 @@ class ArmEnv(gym.Env, GoalEnv):
     @property
     def finger_opening(self) -> float:
         """Distance between the finger pads, metres (the state's last value)."""
-        return float(scene.FINGER_MIN_GAP + self.data.qpos[self._finger_qpos].sum())
+        return float(self.proprio_state()[-1])
 
     @property
     def block_position(self) -> np.ndarray:
@@ -159,12 +159,18 @@ class ArmEnv(gym.Env, GoalEnv):
         self.data.qpos[self._finger_qpos] = fingers
         self.data.ctrl[:] = [*joints, fingers, fingers]
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        rotation = self.data.site_xmat[self._grasp_site].reshape(3, 3)
-        state = np.concatenate([self.grasp_point, _euler_xyz(rotation), [self.finger_opening]]).astype(
+    def proprio_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """The 7-D proprio state (grasp point, hand angles, finger opening) in `data`: the env's physics
+        (None) or a copy of it, such as a planner's look-ahead."""
+        data = self.data if data is None else data
+        rotation = data.site_xmat[self._grasp_site].reshape(3, 3)
+        opening = scene.FINGER_MIN_GAP + data.qpos[self._finger_qpos].sum()
+        return np.concatenate([data.site_xpos[self._grasp_site], _euler_xyz(rotation), [opening]]).astype(
             np.float32
         )
-        return {"pixels": self._renderer.render(self.data), "state": state}
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {"pixels": self._renderer.render(self.data), "state": self.proprio_state()}
 
     def _success(self, distance: float) -> bool:
         """Whether the task is solved now (by default: the distance under the task's threshold)."""
@@ -195,14 +201,20 @@ class ArmEnv(gym.Env, GoalEnv):
         self.model.vis.headlight.ambient[:] = ambient
 
     def step(self, action):
-        action = check_action(action, self.action_space, "[dx, dy, dz, gripper]")
-        target = np.clip(self.grasp_point + MAX_STEP * action[:3], scene.WORKSPACE_LOW, scene.WORKSPACE_HIGH)
-        self.data.ctrl[:4] = scene.inverse_kinematics(target)
-        self.data.ctrl[4:6] = _gripper_control(action[3])
-        mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
-        mujoco.mj_forward(self.model, self.data)  # mj_step leaves positions one substep stale
+        self.apply_action(check_action(action, self.action_space, "[dx, dy, dz, gripper]"))
         info = self._info()
         return self._observation(), -info["distance"], False, False, info
+
+    def apply_action(self, action: np.ndarray, data: mujoco.MjData | None = None) -> None:
+        """Play one env step of a checked `action` in `data`: the env's physics (None) or a copy of it, such
+        as a planner's look-ahead."""
+        data = self.data if data is None else data
+        here = data.site_xpos[self._grasp_site]
+        target = np.clip(here + MAX_STEP * action[:3], scene.WORKSPACE_LOW, scene.WORKSPACE_HIGH)
+        data.ctrl[:4] = scene.inverse_kinematics(target)
+        data.ctrl[4:6] = _gripper_control(action[3])
+        mujoco.mj_step(self.model, data, nstep=SUBSTEPS)
+        mujoco.mj_forward(self.model, data)  # mj_step leaves positions one substep stale
 
     def render(self) -> np.ndarray | None:
         return self._renderer.render(self.data) if self.render_mode == "rgb_array" else None
