@@ -14,8 +14,8 @@ block's distance to each sub-goal (no image term). The block weight 0 row is the
 feedback. `--dynamics simulator` replaces the learned head with MuJoCo itself: every candidate is played
 out in a copy of the episode's physics from its present state, the bound with a perfect model of the
 block. `--block-readout N` takes the simulator out of the planner's inputs: a `StateReadout` fitted on the
-frames of N recorded episodes (those whose block is on the table) reads the block from the camera image and every sub-goal's state from its
-picture; only the robot's own proprio is the simulator's.
+frames of N recorded episodes (those whose block is on the table) reads the block from the camera image
+and every sub-goal's state from its picture; only the robot's own proprio is the simulator's.
 
     python benchmarks/push_block_energy.py --episodes 50 --dynamics simulator --block-weights 0 10
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-weights 0 1 3
@@ -211,8 +211,8 @@ def fitted_readout(
         errors = fit_state_readout(readout, frames, states, numbers, to_input, fit, "cpu", False)
         error = errors["val_mean_abs_error"]
         print(
-            f"state readout fitted on {len(frames)} frames (the block on the table: {kept.float().mean():.0%}) in {time.perf_counter() - tic:.0f} s; on "
-            "held-out episodes the hand is read "
+            f"state readout fitted on {len(frames)} frames (the block on the table: {kept.float().mean():.0%}) "
+            f"in {time.perf_counter() - tic:.0f} s; on held-out episodes the hand is read "
             f"{1000 * np.mean(error[:3]):.1f} mm off per axis, the block {1000 * np.mean(error[7:9]):.1f} mm",
             flush=True,
         )

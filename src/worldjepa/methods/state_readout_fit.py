@@ -3,9 +3,9 @@
 The readout gives the planner a goal state from a goal image (`worldjepa.nn.state_readout`). It is fitted
 after stage 2 on the trajectory folder the world model was trained on, with targets normalised by the
 training frames' statistics and a mean squared error, with channels-last images, under bf16 autocast where
-the hardware computes bf16 convolutions natively (`convolution_precision`). Whole episodes are held out, not single frames
-(the frames of one episode look alike), and their error is reported per state value, in state units:
-how far off a goal state read from a goal image is.
+the hardware computes bf16 convolutions natively (`convolution_precision`). Whole episodes are held out,
+not single frames (the frames of one episode look alike), and their error is reported per state value, in
+state units: how far off a goal state read from a goal image is.
 
 State values that are angles of an unlimited joint (`periodic`, e.g. DMC reacher's shoulder, whose full
 turn is the same picture) are read by a pair readout as the change the shortest way round, wrapped into
