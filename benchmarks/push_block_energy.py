@@ -15,11 +15,15 @@ feedback. `--dynamics simulator` replaces the learned head with MuJoCo itself: e
 out in a copy of the episode's physics from its present state, the bound with a perfect model of the
 block. `--block-readout N` takes the simulator out of the planner's inputs: a `StateReadout` fitted on the
 frames of N recorded episodes (those whose block is on the table) reads the block from the camera image
-and every sub-goal's state from its picture; only the robot's own proprio is the simulator's.
+and every sub-goal's state from its picture; only the robot's own proprio is the simulator's (`--read now`
+or `subgoals` reads one of the two, to tell which costs). `--read-noise MM` asks how precise a readout
+must be: the simulator's block position blurred with Gaussian noise of that spread. Rows that read the
+block also print how far off its position and its last move were in the loop.
 
     python benchmarks/push_block_energy.py --episodes 50 --dynamics simulator --block-weights 0 10
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-weights 0 1 3
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-readout 600
+    python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --read-noise 3
 
 Recorded states and the fitted readout are kept under runs/. Preset overrides go before `--block-weights`
 (or after `--`): `... --episodes 50 planner.horizon=5 --block-weights 0 1`.
@@ -75,19 +79,35 @@ class WithBlockState(gym.Wrapper):
     """Observations whose `state` is the proprio state followed by the block's (`full_state`) and, with
     `velocity`, how far the block moved in the last env action (`with_block_velocity`): where a pushed
     block goes next depends on how it is moving, which its position does not say. With a `readout`
-    (pixels [H, W, 3] -> the 11-D state they show) the block's values are read from the camera image and
-    every sub-goal's from its picture, hand included: nothing but the robot's own proprio comes from the
-    simulator."""
+    (pixels [H, W, 3] -> the 11-D state they show) the block's values are read from the camera image
+    (`read_now`) and every sub-goal's from its picture, hand included (`read_subgoals`): with both, nothing
+    but the robot's own proprio comes from the simulator. `read_noise` (metres) instead blurs the
+    simulator's block position in each observation with Gaussian noise: a stand-in for a readout of that
+    precision. `errors` collects, per observation with the block on the table, how far the block's
+    position and its last move are off the simulator's (x and y each, metres) and whether it moved."""
 
     def __init__(
-        self, env: gym.Env, velocity: bool, readout: Callable[[np.ndarray], np.ndarray] | None = None
+        self,
+        env: gym.Env,
+        velocity: bool,
+        readout: Callable[[np.ndarray], np.ndarray] | None = None,
+        read_now: bool = True,
+        read_subgoals: bool = True,
+        read_noise: float = 0.0,
     ) -> None:
         super().__init__(env)
-        self.velocity, self.readout, self.last = velocity, readout, None
+        self.velocity, self.readout, self.read_noise = velocity, readout, read_noise
+        self.read_now, self.read_subgoals = (
+            read_now and readout is not None,
+            read_subgoals and readout is not None,
+        )
+        self.noise = np.random.default_rng(0)
+        self.last = self.last_true = None
+        self.errors: list[np.ndarray] = []
 
     def reset(self, **kwargs):
         observation, info = self.env.reset(**kwargs)
-        self.last = None
+        self.last = self.last_true = None
         return self.observation(observation), info
 
     def step(self, action):
@@ -95,20 +115,26 @@ class WithBlockState(gym.Wrapper):
         return self.observation(observation), *rest
 
     def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        state = full_state(self.unwrapped, self.unwrapped.data)
-        if self.readout is not None:
+        true = full_state(self.unwrapped, self.unwrapped.data)
+        state = true.copy()
+        if self.read_now:
             state[7:] = self.readout(observation["pixels"])[7:]
+        state[7:9] += self.noise.normal(0.0, self.read_noise, 2) if self.read_noise else 0.0
+        if self.last_true is not None and np.abs(true[8]) < 0.4:  # the table's half-width
+            moved, moved_true = state[7:9] - self.last[7:9], true[7:9] - self.last_true[7:9]
+            off = np.abs(np.concatenate([state[7:9] - true[7:9], moved - moved_true]))
+            self.errors.append(np.append(off, np.linalg.norm(moved_true) > 1e-3))
+        last = state[None] if self.last is None else self.last[None]
+        self.last, self.last_true = state, true
         if self.velocity:
-            last = state[None] if self.last is None else self.last
-            self.last = state[None]
             state = with_block_velocity(np.concatenate([last, state[None]]))[-1]
         return {**observation, "state": state}
 
     def subgoal_states(self) -> list[np.ndarray]:
         """The state (proprio and block, at rest) of every sub-goal the env renders, the goal last: the
-        simulator's, or with a `readout` the one read from the sub-goal's picture."""
+        simulator's, or with `read_subgoals` the one read from the sub-goal's picture."""
         arm = self.unwrapped
-        if self.readout is not None:
+        if self.read_subgoals:
             states = [self.readout(observation["pixels"]) for observation in arm.subgoal_observations()]
         else:
             states = []
@@ -302,19 +328,46 @@ def main() -> None:
         "many episodes' frames",
     )
     parser.add_argument("--readout-steps", type=int, default=4000, help="the readout's training steps")
+    parser.add_argument(
+        "--read",
+        choices=["both", "now", "subgoals"],
+        default="both",
+        help="with --block-readout, what is read from pictures: the block now and the sub-goals' states "
+        "(both), or one of them (the other from the simulator): which read costs the planner",
+    )
+    parser.add_argument(
+        "--read-noise",
+        type=float,
+        default=0.0,
+        metavar="MM",
+        help="blur the simulator's block position in each observation with Gaussian noise of this spread "
+        "(mm per axis): how precise a readout must be",
+    )
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. planner.horizon=5")
     args = parser.parse_args()
     if args.block_velocity and args.dynamics == "simulator":
         parser.error("--block-velocity is for the learned head: the simulator keeps its own velocities")
+    if args.read != "both" and not args.block_readout:
+        parser.error("--read chooses what the readout reads: it needs --block-readout")
+    if args.read_noise and args.block_readout:
+        parser.error("--read-noise stands in for a readout: give it without --block-readout")
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
     readout = None
     if args.block_readout:
-        saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table.pt")
+        size = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
+        saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table{size}.pt")
         readout = fitted_readout(
             cfg, args.block_readout, StateReadoutFitConfig(steps=args.readout_steps), saved
         )
     torch.set_num_threads(1)
-    env = WithBlockState(cfg.env.make(), args.block_velocity, readout)
+    env = WithBlockState(
+        cfg.env.make(),
+        args.block_velocity,
+        readout,
+        read_now=args.read != "subgoals",
+        read_subgoals=args.read != "now",
+        read_noise=args.read_noise / 1000,
+    )
     if args.dynamics == "learned":
         fit = ProprioFitConfig(steps=args.fit_steps, hidden_dim=args.hidden_dim, validation=0)
         saved = Path(f"runs/push_block_states_{args.collect}.npz")
@@ -335,12 +388,21 @@ def main() -> None:
                 observation, _, _, _, info = env.step(agent.act(observation))
             results.append((info["success"], info["distance"]))
         wins = sum(success for success, _ in results)
+        errors, env.errors = np.array(env.errors), []
+        moved = errors[:, 4] > 0
+        estimate = (
+            f"; the block {1000 * errors[:, :2].mean():.1f} mm off per axis, its last move "
+            f"{1000 * errors[moved, 2:4].mean():.1f} mm where it moved ({moved.mean():.0%} of steps), "
+            f"{1000 * errors[~moved, 2:4].mean():.1f} mm where it did not"
+            if args.read != "subgoals" and (args.block_readout or args.read_noise)
+            else ""
+        )
         low, high = wilson_interval(wins, len(results))
         print(
             f"block weight {weight:g}: {wins}/{len(results)} "
             f"({wins / len(results):.0%}; {low:.0%}-{high:.0%}), "
             f"final distance {100 * np.mean([d for _, d in results]):.1f} cm, {args.split} seeds, "
-            f"{time.perf_counter() - tic:.0f} s",
+            f"{time.perf_counter() - tic:.0f} s{estimate}",
             flush=True,
         )
 
