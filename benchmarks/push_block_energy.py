@@ -306,6 +306,16 @@ def fitted_head(
     return head
 
 
+def estimate_errors(errors: np.ndarray) -> str:
+    """`WithBlockState.errors` [N, 5] -> how far off the block's position and its last move were, in words."""
+    moved = errors[:, 4] > 0
+    return (
+        f"the block {1000 * errors[:, :2].mean():.1f} mm off per axis, its last move "
+        f"{1000 * errors[moved, 2:4].mean():.1f} mm where it moved ({moved.mean():.0%} of steps), "
+        f"{1000 * errors[~moved, 2:4].mean():.1f} mm where it did not"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=list(SPLIT_SEEDS), default="validation")
@@ -388,15 +398,9 @@ def main() -> None:
                 observation, _, _, _, info = env.step(agent.act(observation))
             results.append((info["success"], info["distance"]))
         wins = sum(success for success, _ in results)
-        errors, env.errors = np.array(env.errors), []
-        moved = errors[:, 4] > 0
-        estimate = (
-            f"; the block {1000 * errors[:, :2].mean():.1f} mm off per axis, its last move "
-            f"{1000 * errors[moved, 2:4].mean():.1f} mm where it moved ({moved.mean():.0%} of steps), "
-            f"{1000 * errors[~moved, 2:4].mean():.1f} mm where it did not"
-            if args.read != "subgoals" and (args.block_readout or args.read_noise)
-            else ""
-        )
+        read = args.read != "subgoals" and (args.block_readout or args.read_noise)
+        estimate = f"; {estimate_errors(np.array(env.errors))}" if read and env.errors else ""
+        env.errors = []
         low, high = wilson_interval(wins, len(results))
         print(
             f"block weight {weight:g}: {wins}/{len(results)} "
