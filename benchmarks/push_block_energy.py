@@ -338,6 +338,7 @@ def main() -> None:
         "many episodes' frames",
     )
     parser.add_argument("--readout-steps", type=int, default=4000, help="the readout's training steps")
+    parser.add_argument("--readout-width", type=int, default=16, help="the readout's first layer's channels")
     parser.add_argument(
         "--read",
         choices=["both", "now", "subgoals"],
@@ -364,11 +365,11 @@ def main() -> None:
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
     readout = None
     if args.block_readout:
-        size = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
-        saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table{size}.pt")
-        readout = fitted_readout(
-            cfg, args.block_readout, StateReadoutFitConfig(steps=args.readout_steps), saved
-        )
+        tag = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
+        tag += "" if args.readout_width == 16 else f"_w{args.readout_width}"
+        saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table{tag}.pt")
+        fit = StateReadoutFitConfig(steps=args.readout_steps, width=args.readout_width)
+        readout = fitted_readout(cfg, args.block_readout, fit, saved)
     torch.set_num_threads(1)
     env = WithBlockState(
         cfg.env.make(),
