@@ -68,6 +68,12 @@ def full_state(arm, data: mujoco.MjData) -> np.ndarray:
     return np.float32([*arm.proprio_state(data), block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
 
 
+def on_table(arm, block_xy: np.ndarray) -> np.ndarray:
+    """Whether the block at `block_xy` [..., 2] is on the table as Push uses it: within 10 cm of where a
+    reset puts it (random motions knock one block in ten off the table or out of the picture)."""
+    return np.all((block_xy >= arm._block_low - 0.1) & (block_xy <= arm._block_high + 0.1), axis=-1)
+
+
 def with_block_velocity(states: np.ndarray) -> np.ndarray:
     """[T, 11] `full_state`s of one episode -> [T, 13]: each followed by how far the block moved (x, y) in
     the env action before it (none before the first)."""
@@ -120,7 +126,7 @@ class WithBlockState(gym.Wrapper):
         if self.read_now:
             state[7:] = self.readout(observation["pixels"])[7:]
         state[7:9] += self.noise.normal(0.0, self.read_noise, 2) if self.read_noise else 0.0
-        if self.last_true is not None and np.abs(true[8]) < 0.4:  # the table's half-width
+        if self.last_true is not None and on_table(self.unwrapped, true[7:9]):
             moved, moved_true = state[7:9] - self.last[7:9], true[7:9] - self.last_true[7:9]
             off = np.abs(np.concatenate([state[7:9] - true[7:9], moved - moved_true]))
             self.errors.append(np.append(off, np.linalg.norm(moved_true) > 1e-3))
@@ -229,9 +235,7 @@ def fitted_readout(
         del data
         # frames whose block was knocked off the table teach nothing Push needs, and their metre-scale
         # errors would dominate the squared loss: keep the block within 10 cm of where a reset puts it
-        arm = env.unwrapped
-        low, high = torch.tensor(arm._block_low - 0.1), torch.tensor(arm._block_high + 0.1)
-        kept = ((states[:, 7:9] >= low) & (states[:, 7:9] <= high)).all(dim=1)
+        kept = torch.from_numpy(on_table(env.unwrapped, states[:, 7:9].numpy()))
         frames, states, numbers = frames[kept], states[kept], numbers[kept]
         tic = time.perf_counter()
         errors = fit_state_readout(readout, frames, states, numbers, to_input, fit, "cpu", False)
