@@ -17,15 +17,19 @@ block. `--block-readout N` takes the simulator out of the planner's inputs: a `S
 frames of N recorded episodes (those whose block is on the table) reads the block from the camera image
 and every sub-goal's state from its picture; only the robot's own proprio is the simulator's (`--read now`
 or `subgoals` reads one of the two, to tell which costs). `--read-noise MM` asks how precise a readout
-must be: the simulator's block position blurred with Gaussian noise of that spread. Rows that read the
+must be: the simulator's block position blurred with Gaussian noise of that spread. `--block-locator N`
+reads the block's position in the camera image with an `ObjectLocator` instead (spatial-softmax keypoints
+read with the robot's proprio, fitted on N episodes); the readout still reads its yaw and the sub-goals. Rows that read the
 block also print how far off its position and its last move were in the loop.
 
     python benchmarks/push_block_energy.py --episodes 50 --dynamics simulator --block-weights 0 10
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-weights 0 1 3
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-readout 600
     python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --read-noise 3
+    python benchmarks/push_block_energy.py --episodes 50 --collect 3000 --block-velocity --block-readout 3000 \
+        --block-locator 400
 
-Recorded states and the fitted readout are kept under runs/. Preset overrides go before `--block-weights`
+Recorded states and the fitted readout and locator are kept under runs/. Preset overrides go before `--block-weights`
 (or after `--`): `... --episodes 50 planner.horizon=5 --block-weights 0 1`.
 """
 
@@ -47,6 +51,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from worldjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize  # noqa: E402
 from worldjepa.eval.closed_loop import wilson_interval  # noqa: E402
+from worldjepa.methods.object_locator_fit import ObjectLocatorFitConfig, fit_object_locator  # noqa: E402
 from worldjepa.methods.proprio_fit import ProprioFitConfig, episode_transitions, fit_proprio_head  # noqa: E402
 from worldjepa.methods.state_readout_fit import StateReadoutFitConfig, fit_state_readout  # noqa: E402
 from worldjepa.nn.proprio_head import ProprioHead, unroll_states  # noqa: E402
@@ -55,6 +60,9 @@ from worldjepa.planning.goal import PrivilegedGoal  # noqa: E402
 from worldjepa.planning.world_model import Latent  # noqa: E402
 from worldjepa.presets import SPLIT_SEEDS, WorldModelPreset, load_config  # noqa: E402
 from worldjepa.stages.collect import episode_plan, run_episode  # noqa: E402
+
+#: Camera images [B, 3, H, W] in [0, 1] -> the input of the fitted readout and locator.
+TO_INPUT = partial(normalize, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 #: The hand's values of the 7-D proprio state that the energy weighs (x, y, z; not its angles or fingers).
 HAND = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
@@ -89,7 +97,8 @@ class WithBlockState(gym.Wrapper):
     (`read_now`) and every sub-goal's from its picture, hand included (`read_subgoals`): with both, nothing
     but the robot's own proprio comes from the simulator. `read_noise` (metres) instead blurs the
     simulator's block position in each observation with Gaussian noise: a stand-in for a readout of that
-    precision. `errors` collects, per observation with the block on the table, how far the block's
+    precision. A `locator` ((pixels, the 7-D proprio) -> the block's x, y) reads the block's position in
+    the camera image in place of the readout (which still reads its yaw). `errors` collects, per observation with the block on the table, how far the block's
     position and its last move are off the simulator's (x and y each, metres) and whether it moved."""
 
     def __init__(
@@ -100,9 +109,10 @@ class WithBlockState(gym.Wrapper):
         read_now: bool = True,
         read_subgoals: bool = True,
         read_noise: float = 0.0,
+        locator: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().__init__(env)
-        self.velocity, self.readout, self.read_noise = velocity, readout, read_noise
+        self.velocity, self.readout, self.read_noise, self.locator = velocity, readout, read_noise, locator
         self.read_now, self.read_subgoals = (
             read_now and readout is not None,
             read_subgoals and readout is not None,
@@ -125,6 +135,8 @@ class WithBlockState(gym.Wrapper):
         state = true.copy()
         if self.read_now:
             state[7:] = self.readout(observation["pixels"])[7:]
+            if self.locator is not None:
+                state[7:9] = self.locator(observation["pixels"], true[:7])
         state[7:9] += self.noise.normal(0.0, self.read_noise, 2) if self.read_noise else 0.0
         if self.last_true is not None and on_table(self.unwrapped, true[7:9]):
             moved, moved_true = state[7:9] - self.last[7:9], true[7:9] - self.last_true[7:9]
@@ -220,43 +232,88 @@ def fitted_readout(
     `fit_state_readout` on the frames of `episodes` episodes of the preset's collection mix whose block is
     on the table (kept in `cache`), a share `fit.validation` of the episodes held out to measure it."""
     readout = fit.build(11, cfg.env.image_size)
-    to_input = partial(normalize, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    if cache.exists():
-        saved = torch.load(cache, weights_only=True)
-        readout.set_normalization(saved["normalization"])
-        readout.load_state_dict(saved["weights"])
-        readout.eval().requires_grad_(False)
-    else:
-        env = WithBlockState(cfg.env.make(), velocity=False)
-        data = recorded(cfg, env, range(episodes))
-        frames = torch.from_numpy(np.concatenate([r["frames"] for r in data]))
-        states = torch.from_numpy(np.concatenate([r["states"] for r in data]))
-        numbers = torch.cat([torch.full((len(r["states"]),), e) for e, r in enumerate(data)])
-        del data
-        # frames whose block was knocked off the table teach nothing Push needs, and their metre-scale
-        # errors would dominate the squared loss: keep the block within 10 cm of where a reset puts it
-        kept = torch.from_numpy(on_table(env.unwrapped, states[:, 7:9].numpy()))
-        frames, states, numbers = frames[kept], states[kept], numbers[kept]
+    if not load_fitted(readout, cache):
+        frames, states, numbers = frames_on_table(cfg, episodes)
         tic = time.perf_counter()
-        errors = fit_state_readout(readout, frames, states, numbers, to_input, fit, "cpu", False)
+        errors = fit_state_readout(readout, frames, states, numbers, TO_INPUT, fit, "cpu", False)
         error = errors["val_mean_abs_error"]
         print(
-            f"state readout fitted on {len(frames)} frames (the block on the table: {kept.float().mean():.0%}) "
-            f"in {time.perf_counter() - tic:.0f} s; on held-out episodes the hand is read "
-            f"{1000 * np.mean(error[:3]):.1f} mm off per axis, the block {1000 * np.mean(error[7:9]):.1f} mm",
+            f"state readout fitted on {len(frames)} frames in {time.perf_counter() - tic:.0f} s; on held-out "
+            f"episodes the hand is read {1000 * np.mean(error[:3]):.1f} mm off per axis, the block "
+            f"{1000 * np.mean(error[7:9]):.1f} mm",
             flush=True,
         )
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"normalization": readout.config()["normalization"], "weights": readout.state_dict()}, cache
-        )
+        save_fitted(readout, cache)
 
     def read(pixels: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            images = torch.from_numpy(pixels).permute(2, 0, 1)[None].float().div_(255.0)
-            return readout(to_input(images))[0].numpy()
+            return readout(as_input(pixels))[0].numpy()
 
     return read
+
+
+def fitted_locator(
+    cfg: WorldModelPreset, episodes: int, fit: ObjectLocatorFitConfig, cache: Path
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(pixels [H, W, 3], the 7-D proprio) -> the block's x, y: an `ObjectLocator` fitted with
+    `fit_object_locator` on the frames of `episodes` episodes of the preset's collection mix whose block is
+    on the table (kept in `cache`), a share `fit.validation` of the episodes held out to measure it."""
+    locator = fit.build(2, 7)
+    if not load_fitted(locator, cache):
+        frames, states, numbers = frames_on_table(cfg, episodes)
+        tic = time.perf_counter()
+        errors = fit_object_locator(
+            locator, frames, states[:, :7], states[:, 7:9], numbers, TO_INPUT, fit, "cpu", False
+        )
+        error, p90 = errors["val_mean_abs_error"], errors["val_p90_abs_error"]
+        print(
+            f"block locator fitted on {len(frames)} frames in {time.perf_counter() - tic:.0f} s; on held-out "
+            f"episodes it reads the block {1000 * np.mean(error):.1f} mm off per axis (90th percentile "
+            f"{1000 * np.mean(p90):.1f} mm)",
+            flush=True,
+        )
+        save_fitted(locator, cache)
+
+    def locate(pixels: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return locator(as_input(pixels), torch.from_numpy(proprio[None]))[0].numpy()
+
+    return locate
+
+
+def frames_on_table(cfg: WorldModelPreset, episodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 frames [M, H, W, 3], `full_state`s [M, 11] and episode numbers [M] of `episodes` episodes of the
+    preset's collection mix, the frames whose block is on the table only: those whose block random motions
+    knocked off teach nothing Push needs, and their metre-scale errors would dominate a squared loss."""
+    env = WithBlockState(cfg.env.make(), velocity=False)
+    data = recorded(cfg, env, range(episodes))
+    frames = torch.from_numpy(np.concatenate([r["frames"] for r in data]))
+    states = torch.from_numpy(np.concatenate([r["states"] for r in data]))
+    numbers = torch.cat([torch.full((len(r["states"]),), e) for e, r in enumerate(data)])
+    kept = torch.from_numpy(on_table(env.unwrapped, states[:, 7:9].numpy()))
+    print(f"{len(frames)} frames recorded, the block on the table in {kept.float().mean():.0%}", flush=True)
+    return frames[kept], states[kept], numbers[kept]
+
+
+def as_input(pixels: np.ndarray) -> torch.Tensor:
+    """One camera image [H, W, 3] uint8 -> the fitted networks' input [1, 3, H, W]."""
+    return TO_INPUT(torch.from_numpy(pixels).permute(2, 0, 1)[None].float().div_(255.0))
+
+
+def load_fitted(network: torch.nn.Module, cache: Path) -> bool:
+    """Load a network fitted before from `cache` (its normalisation and weights); False if there is none."""
+    if not cache.exists():
+        return False
+    saved = torch.load(cache, weights_only=True)
+    network.set_normalization(saved["normalization"])
+    network.load_state_dict(saved["weights"])
+    network.eval().requires_grad_(False)
+    return True
+
+
+def save_fitted(network: torch.nn.Module, cache: Path) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"normalization": network.config()["normalization"], "weights": network.state_dict()}, cache)
 
 
 def fitted_head(
@@ -288,13 +345,9 @@ def fitted_head(
         states.shape[1], actions.shape[1] * skip, fit.hidden_dim, fit.hidden_layers, moves=skip
     )
     fitted = cache.with_name(f"{cache.stem}_head_{fit.steps}_{fit.hidden_dim}{'_velocity' * velocity}.pt")
-    if fitted.exists():
-        saved = torch.load(fitted, weights_only=True)
-        head.set_normalization(saved["normalization"])
-        head.load_state_dict(saved["weights"])
-    else:
+    if not load_fitted(head, fitted):
         fit_proprio_head(head, states, actions, after, fit, "cpu", False)
-        torch.save({"normalization": head.config()["normalization"], "weights": head.state_dict()}, fitted)
+        save_fitted(head, fitted)
     states, actions, after = (torch.cat(part) for part in zip(*parts[split:], strict=True))
     with torch.no_grad():
         error = (head.move(states, actions) - after)[:, 7:9].norm(dim=-1)
@@ -358,6 +411,13 @@ def main() -> None:
         help="blur the simulator's block position in each observation with Gaussian noise of this spread "
         "(mm per axis): how precise a readout must be",
     )
+    parser.add_argument(
+        "--block-locator",
+        type=int,
+        metavar="EPISODES",
+        help="with --block-readout, read the block's position in the camera image with an object locator "
+        "(keypoints and the robot's proprio) fitted on this many episodes' frames",
+    )
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. planner.horizon=5")
     args = parser.parse_args()
     if args.block_velocity and args.dynamics == "simulator":
@@ -366,6 +426,10 @@ def main() -> None:
         parser.error("--read chooses what the readout reads: it needs --block-readout")
     if args.read_noise and args.block_readout:
         parser.error("--read-noise stands in for a readout: give it without --block-readout")
+    if args.block_locator and (not args.block_readout or args.read == "subgoals"):
+        parser.error(
+            "--block-locator reads the block now beside the readout: it needs --block-readout, --read both or now"
+        )
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
     readout = None
     if args.block_readout:
@@ -374,6 +438,11 @@ def main() -> None:
         saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table{tag}.pt")
         fit = StateReadoutFitConfig(steps=args.readout_steps, width=args.readout_width)
         readout = fitted_readout(cfg, args.block_readout, fit, saved)
+    locator = None
+    if args.block_locator:
+        tag = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
+        saved = Path(f"runs/push_block_locator_{args.block_locator}{tag}.pt")
+        locator = fitted_locator(cfg, args.block_locator, ObjectLocatorFitConfig(), saved)
     torch.set_num_threads(1)
     env = WithBlockState(
         cfg.env.make(),
@@ -382,6 +451,7 @@ def main() -> None:
         read_now=args.read != "subgoals",
         read_subgoals=args.read != "now",
         read_noise=args.read_noise / 1000,
+        locator=locator,
     )
     if args.dynamics == "learned":
         fit = ProprioFitConfig(steps=args.fit_steps, hidden_dim=args.hidden_dim, validation=0)

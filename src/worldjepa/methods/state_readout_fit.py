@@ -142,6 +142,15 @@ def same_episode_partners(
     return torch.minimum(torch.maximum(indices + offset, first), first + length - 1)
 
 
+def held_out_split(episodes: Tensor, share: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Episode numbers [M] -> (training, held-out) frame indices: a random `share` of whole episodes held
+    out (the frames of one episode look alike, so single held-out frames would flatter the error)."""
+    names = episodes.unique()
+    held = names[torch.randperm(len(names), generator=generator)[: int(share * len(names))]]
+    is_held = torch.isin(episodes, held)
+    return (~is_held).nonzero().squeeze(1), is_held.nonzero().squeeze(1)
+
+
 def wrap_angle(angles: Tensor) -> Tensor:
     """Angles (rad) -> the same angles in [-pi, pi): a change of an unlimited joint the shortest way round."""
     return torch.remainder(angles + math.pi, 2 * math.pi) - math.pi
@@ -176,10 +185,7 @@ def fit_state_readout(
             f"state_readout.weights needs {readout.state_dim} values >= 0 (one per state value), got {cfg.weights}"
         )
     generator = torch.Generator().manual_seed(cfg.seed)
-    names = episodes.unique()
-    held = names[torch.randperm(len(names), generator=generator)[: int(cfg.validation * len(names))]]
-    is_val = torch.isin(episodes, held)
-    train, val = (~is_val).nonzero().squeeze(1), is_val.nonzero().squeeze(1)
+    train, val = held_out_split(episodes, cfg.validation, generator)
     device = resolve_device(device)
     weights = torch.tensor(
         cfg.weights if cfg.weights is not None else [1.0] * readout.state_dim, device=device

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
+from worldjepa.nn.normalization import normalization_config, set_normalization_buffers
 
 NORMALIZATION_KEYS = ("state_mean", "state_std", "action_mean", "action_std", "delta_std")
 
@@ -76,16 +77,7 @@ class ProprioHead(nn.Module):
         sizes = {
             key: self.move_dim if key.startswith("action") else self.state_dim for key in NORMALIZATION_KEYS
         }
-        identity = {key: [0.0 if key.endswith("mean") else 1.0] * n for key, n in sizes.items()}
-        given = identity if normalization is None else normalization
-        if set(given) != set(sizes) or any(len(given[key]) != n for key, n in sizes.items()):
-            raise UserError(
-                f"proprio head normalization needs {', '.join(f'{k} ({n} values)' for k, n in sizes.items())}; "
-                f"got { ({k: len(v) for k, v in given.items()}) }"
-            )
-        self.normalized = normalization is not None
-        for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
-            self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
+        set_normalization_buffers(self, sizes, normalization, "proprio head")
 
     def forward(self, states: Tensor, actions: Tensor, context: Tensor | None = None) -> Tensor:
         """states [..., S], actions [..., A] (context [..., context_dim]) -> next states [..., S]."""
@@ -114,7 +106,7 @@ class ProprioHead(nn.Module):
             "hidden_layers": self.hidden_layers,
         }
         if self.normalized:
-            config["normalization"] = {key: getattr(self, key).tolist() for key in NORMALIZATION_KEYS}
+            config["normalization"] = normalization_config(self)
         if self.context_dim:
             config["context_dim"] = self.context_dim
         if self.moves > 1:

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from worldjepa.errors import UserError
+from worldjepa.nn.normalization import normalization_config, set_normalization_buffers
 
 #: How a readout rescales its input pictures (`StateReadout`): not at all, per colour channel, or by one
 #: brightness gain and offset for all channels.
@@ -90,14 +91,8 @@ class StateReadout(nn.Module):
 
     def set_normalization(self, normalization: dict[str, list[float]] | None) -> None:
         """`state_mean` and `state_std` (S values each); None: the identity."""
-        given = normalization or {"state_mean": [0.0] * self.state_dim, "state_std": [1.0] * self.state_dim}
-        if set(given) != {"state_mean", "state_std"} or any(len(v) != self.state_dim for v in given.values()):
-            raise UserError(
-                f"state readout normalization needs state_mean and state_std of {self.state_dim} values"
-            )
-        self.normalized = normalization is not None
-        for key, values in given.items():  # non-persistent: constants of the config, moved with .to()
-            self.register_buffer(key, torch.tensor(values, dtype=torch.float32), persistent=False)
+        sizes = {"state_mean": self.state_dim, "state_std": self.state_dim}
+        set_normalization_buffers(self, sizes, normalization, "state readout")
 
     def forward(self, frames: Tensor, reference: Tensor | None = None) -> Tensor:
         """frames [B, 3, H, W] -> states [B, S]; a pair readout takes reference frames [B, 3, H, W] too and
@@ -138,7 +133,5 @@ class StateReadout(nn.Module):
             "standardize": self.standardize,
         }
         if self.normalized:
-            config["normalization"] = {
-                key: getattr(self, key).tolist() for key in ("state_mean", "state_std")
-            }
+            config["normalization"] = normalization_config(self)
         return config
