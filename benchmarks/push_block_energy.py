@@ -431,17 +431,15 @@ def main() -> None:
             "--block-locator reads the block now beside the readout: it needs --block-readout, --read both or now"
         )
     cfg = load_config("wm_arm_push", args.overrides, WorldModelPreset)
-    readout = None
+    readout = locator = None
+    size_tag = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"  # in the cached fits' names
     if args.block_readout:
-        tag = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
-        tag += "" if args.readout_width == 16 else f"_w{args.readout_width}"
+        tag = size_tag + ("" if args.readout_width == 16 else f"_w{args.readout_width}")
         saved = Path(f"runs/push_block_readout_{args.block_readout}_{args.readout_steps}_table{tag}.pt")
         fit = StateReadoutFitConfig(steps=args.readout_steps, width=args.readout_width)
         readout = fitted_readout(cfg, args.block_readout, fit, saved)
-    locator = None
     if args.block_locator:
-        tag = "" if cfg.env.image_size == 64 else f"_{cfg.env.image_size}px"
-        saved = Path(f"runs/push_block_locator_{args.block_locator}{tag}.pt")
+        saved = Path(f"runs/push_block_locator_{args.block_locator}{size_tag}.pt")
         locator = fitted_locator(cfg, args.block_locator, ObjectLocatorFitConfig(), saved)
     torch.set_num_threads(1)
     env = WithBlockState(

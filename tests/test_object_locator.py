@@ -53,13 +53,14 @@ def test_locator_reads_an_object_below_a_pixel():
     # a reader that snaps to whole pixels is off by 0.25 px per axis on average: this one reads the edges
     assert max(errors["val_mean_abs_error"]) < 0.15
     unseen, hand, truth = block_frames(200, seed=1)
+    pictures = to_input(unseen.permute(0, 3, 1, 2).float() / 255)
     with torch.no_grad():
-        read = locator(to_input(unseen.permute(0, 3, 1, 2).float() / 255), hand)
+        read = locator(pictures, hand)
     assert (read - truth).abs().mean() < 0.15
     # the fitted locator is its config and its weights
     again = ObjectLocator(**locator.config())
     again.load_state_dict(locator.state_dict())
-    torch.testing.assert_close(again(to_input(unseen.permute(0, 3, 1, 2).float() / 255), hand), read)
+    torch.testing.assert_close(again(pictures, hand), read)
 
 
 def test_locator_names_wrong_inputs():
@@ -72,29 +73,16 @@ def test_locator_names_wrong_inputs():
         locator.set_normalization({"out_mean": [0.0, 0.0], "out_std": [1.0, 1.0]})
     frames, proprio, values = block_frames(40, seed=0)
     values[3, 0] = float("nan")
+
+    def fit(locator: ObjectLocator) -> None:
+        config = ObjectLocatorFitConfig(steps=1, head_steps=1)
+        fit_object_locator(
+            locator, frames, proprio, values, torch.arange(40) // 10, to_input, config, "cpu", False
+        )
+
     with pytest.raises(UserError, match="NaN"):
-        fit_object_locator(
-            ObjectLocator(2, 2),
-            frames,
-            proprio,
-            values,
-            torch.arange(40) // 10,
-            to_input,
-            ObjectLocatorFitConfig(steps=1, head_steps=1),
-            "cpu",
-            False,
-        )
+        fit(ObjectLocator(2, 2))
     with pytest.raises(UserError, match="2 values with 7-D proprio"):
-        fit_object_locator(
-            ObjectLocator(2, 7),
-            frames,
-            proprio,
-            values,
-            torch.arange(40) // 10,
-            to_input,
-            ObjectLocatorFitConfig(steps=1, head_steps=1),
-            "cpu",
-            False,
-        )
+        fit(ObjectLocator(2, 7))
     with pytest.raises(UserError, match="head_steps"):
         ObjectLocatorFitConfig(head_steps=0)

@@ -102,16 +102,17 @@ def fit_object_locator(
     train, val = held_out_split(episodes, cfg.validation, generator)
     device = resolve_device(device)
     values, proprio = values.float(), proprio.float()
+    out_mean, out_std = values[train].mean(0), values[train].std(0).clamp_min(1e-6)
     locator.set_normalization(
         {
-            "out_mean": values[train].mean(0).tolist(),
-            "out_std": values[train].std(0).clamp_min(1e-6).tolist(),
+            "out_mean": out_mean.tolist(),
+            "out_std": out_std.tolist(),
             "proprio_mean": proprio[train].mean(0).tolist(),
             "proprio_std": proprio[train].std(0).clamp_min(1e-6).tolist(),
         }
     )
     locator.to(device, memory_format=torch.channels_last).train()
-    targets = ((values - locator.out_mean.cpu()) / locator.out_std.cpu()).to(device)
+    targets = ((values - out_mean) / out_std).to(device)
     proprio = proprio.to(device)
     precision = convolution_precision(device)
 
