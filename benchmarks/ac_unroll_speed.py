@@ -27,6 +27,7 @@ from worldjepa.nn.proprio_head import ProprioHead
 from worldjepa.nn.vit import VisionTransformer
 from worldjepa.planning import Latent
 from worldjepa.planning.ac_world_model import ACWorldModel
+from worldjepa.train.device import native_bf16
 
 DIM, DIM_A = 192, 7
 
@@ -58,6 +59,8 @@ def main() -> None:
     head = ProprioHead(DIM_A, DIM_A)
     actions = torch.randn(args.samples, args.horizon, DIM_A)
     print(f"{args.samples} candidates, horizon {args.horizon}, threads {torch.get_num_threads()}")
+    if not native_bf16(torch.device("cpu")):
+        print("this CPU has no native bf16: the bf16 rows run in float32 (`native_bf16`)")
     for tokens in args.tokens:
         side = int(tokens**0.5)
         start = Latent(torch.randn(1, tokens, DIM), torch.randn(1, DIM_A))

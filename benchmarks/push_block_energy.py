@@ -179,7 +179,7 @@ class StateWorldModel:
     def encode_goal(self, goal: PrivilegedGoal) -> Latent:
         return Latent(torch.zeros(1, 1, 1), torch.as_tensor(goal.state)[None])
 
-    def unroll(self, latent: Latent, actions: torch.Tensor) -> Latent:
+    def unroll(self, latent: Latent, actions: torch.Tensor, frames: bool = True) -> Latent:
         states = unroll_states(self.head, latent.proprio.expand(len(actions), -1), actions)[:, 1:]
         return Latent(states.new_zeros(*states.shape[:2], 1, 1), states)
 
@@ -199,7 +199,7 @@ class SimulatorWorldModel(StateWorldModel):
         mujoco.mj_getState(self.arm.model, self.arm.data, self.start, self.spec)
         return super().encode(obs)
 
-    def unroll(self, latent: Latent, actions: torch.Tensor) -> Latent:
+    def unroll(self, latent: Latent, actions: torch.Tensor, frames: bool = True) -> Latent:
         model, data = self.arm.model, self.copy
         moves = actions.unflatten(-1, (-1, 4)).double().numpy()  # [N, H, frame skip, 4]
         states = np.empty((*moves.shape[:2], latent.proprio.shape[-1]), np.float32)

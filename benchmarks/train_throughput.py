@@ -50,7 +50,7 @@ from worldjepa.data.datasets import build_dataset
 from worldjepa.interop.official import load_official_state
 from worldjepa.models import build_mask_collator, build_method
 from worldjepa.presets import PretrainPreset, load_config
-from worldjepa.train.device import autocast, resolve_device, to_device
+from worldjepa.train.device import autocast, native_bf16, resolve_device, to_device
 from worldjepa.train.optim import build_adamw, set_hparams
 from worldjepa.train.schedules import cosine, warmup_cosine
 
@@ -300,6 +300,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if not native_bf16(device):
+        print("this CPU has no native bf16: worldjepa's bf16 rows run in float32 (`native_bf16`)")
     if args.official:
         compare_official(args, device)
     else:

@@ -107,3 +107,16 @@ def test_a_saved_config_round_trips():
     cfg = load_config("wm_two_rooms", ["planner.horizon=7"])
     assert from_dict(WorldModelPreset, to_dict(cfg)) == cfg
     assert dataclasses.replace(cfg.planner, horizon=7) == cfg.planner
+
+
+def test_an_optional_section_is_null_unless_given():
+    assert load_config("wm_arm_reach").world_model.object_locator is None
+    push = load_config("wm_arm_push")
+    assert push.world_model.object_locator.keypoints == 4
+    assert load_config("wm_arm_push", ["world_model.object_locator=null"]).world_model.object_locator is None
+    assert (
+        load_config("wm_arm_reach", ["world_model.object_locator.width=8"]).world_model.object_locator.width
+        == 8
+    )
+    with pytest.raises(UserError, match="did you mean width"):
+        load_config("wm_arm_reach", ["world_model.object_locator.widht=8"])

@@ -185,6 +185,10 @@ def test_energy_metrics_steps_and_proprio():
     assert GoalEnergy(metric="l2")(pred, goal).tolist() == [2.0]
     assert GoalEnergy(steps="sum")(pred, goal).tolist() == [2.0]
     assert GoalEnergy(proprio_weight=0.5)(pred, goal).tolist() == [2.5]
+    assert GoalEnergy(proprio_weight=0.5, visual_weight=2.0)(pred, goal).tolist() == [3.5]
+    assert GoalEnergy(proprio_weight=0.5, visual_weight=0.0)(pred, goal).tolist() == [1.5]  # the state alone
+    with pytest.raises(UserError, match="not both 0"):
+        GoalEnergy(visual_weight=0.0)
     with pytest.raises(UserError):
         GoalEnergy(proprio_weight=1.0)(Latent(pred.visual), goal)
     with pytest.raises(UserError):

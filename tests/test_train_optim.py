@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from worldjepa.errors import UserError
-from worldjepa.train.device import autocast, resolve_device, to_device
+from worldjepa.train.device import autocast, native_bf16, resolve_device, to_device
 from worldjepa.train.optim import build_adamw, param_groups, set_hparams
 
 
@@ -49,10 +49,11 @@ def test_resolve_device():
             resolve_device("cuda:0")
 
 
-def test_autocast_bf16_on_cpu():
+def test_autocast_bf16_on_cpu_only_where_it_is_native():
     x = torch.randn(2, 3)
-    with autocast(torch.device("cpu"), "bf16"):
-        assert (x @ x.T).dtype == torch.bfloat16
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):  # an emulated bf16 runs 7-8x slower than float32 (native_bf16's docstring)
+        assert (x @ x.T).dtype == (torch.bfloat16 if native_bf16(cpu) else torch.float32)
     with autocast(torch.device("cpu"), "fp32"):
         assert (x @ x.T).dtype == torch.float32
     with pytest.raises(UserError, match="precision"):

@@ -8,6 +8,7 @@ import torch
 
 from worldjepa.data.datasets import DataConfig, build_dataset
 from worldjepa.data.trajectories import TrajectoryDataset, TrajectoryWriter, read_meta
+from worldjepa.envs.registry import make_env
 from worldjepa.errors import UserError
 from worldjepa.stages.collect import collect, write_episode_preview
 
@@ -152,3 +153,24 @@ def test_collect_two_rooms_in_parallel_is_deterministic(tmp_path):
     assert grown.num_episodes == 12 and grown.episode(6)["seed"] != grown.episode(0)["seed"]
     for name in ("preview.png", "preview.gif"):
         assert write_episode_preview(tmp_path / "par", tmp_path / name).stat().st_size > 0
+
+
+def test_a_push_collection_records_where_the_block_is_and_nan_once_it_is_off_the_table(tmp_path):
+    collect(
+        "worldjepa/ArmPush-v0", 2, tmp_path, "expert", workers=0, image_size=32, max_steps=12, progress=False
+    )
+    data = TrajectoryDataset(tmp_path, clip_length=1)
+    assert data.meta["object_dim"] == 4
+    episode = data.episode(0)
+    env = make_env("worldjepa/ArmPush-v0", image_size=32)
+    env.reset(seed=episode["seed"])
+    block = env.unwrapped.block_position
+    np.testing.assert_allclose(episode["objects"][0, :2], block[:2], atol=1e-6)
+    np.testing.assert_allclose(np.hypot(*episode["objects"][:, 2:].T), 1.0, atol=1e-5)  # cos, sin of 4 yaw
+    env.unwrapped._set_block(np.array([1.2, 0.0, 0.025]), 0.0)  # knocked off the table
+    assert np.isnan(env.unwrapped.object_state()).all()
+    writer = TrajectoryWriter(tmp_path, "worldjepa/ArmPush-v0", (32, 32), 4, 7, object_dim=4)
+    with pytest.raises(UserError, match="records objects"):
+        writer.add_episode(episode["frames"], episode["actions"], episode["states"], seed=1)
+    with pytest.raises(UserError, match="object_dim"):
+        TrajectoryWriter(tmp_path, "worldjepa/ArmPush-v0", (32, 32), 4, 7)

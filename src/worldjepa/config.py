@@ -136,6 +136,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return value if isinstance(value, annotation) else from_dict(annotation, value, key)
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:  # null is null, not an optional section's defaults
+            return None
+        sections = [option for option in args if dataclasses.is_dataclass(option)]
+        if isinstance(value, Mapping) and len(sections) == 1:  # its own errors name the wrong key
+            return from_dict(sections[0], value, key)
         for option in sorted(args, key=lambda a: a is str):  # try str last: "2e-4" is a number first
             try:
                 return _coerce(value, option, key)
@@ -200,17 +205,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             raise UserError(f"override '{item}' must look like key.sub=value")
         node = data
         parts = key.split(".")
+        unchecked = False  # below an optional section turned on here: from_dict checks the keys
         for i, part in enumerate(parts):
-            if not isinstance(node, dict) or part not in node:
+            if not unchecked and (not isinstance(node, dict) or part not in node):
                 where = ".".join(parts[:i])
                 raise UserError(_unknown_key_message(part, where, node if isinstance(node, dict) else {}))
             if i < len(parts) - 1:
+                if node.get(part) is None:  # an optional section that is off: setting a key turns it on
+                    node[part], unchecked = {}, True
                 node = node[part]
         try:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             raise UserError(f"override '{item}': '{raw}' is not a valid YAML value") from None
-        if isinstance(node[parts[-1]], dict) and not isinstance(value, dict):
-            raise UserError(f"config key '{key}' is a section; set one of its keys instead")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict) and value is not None:
+            raise UserError(
+                f"config key '{key}' is a section; set one of its keys instead (or null to turn it off)"
+            )
         node[parts[-1]] = value
     return data

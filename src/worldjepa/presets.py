@@ -19,6 +19,7 @@ from worldjepa.errors import UserError
 from worldjepa.eval.frozen import ProbeConfig
 from worldjepa.masks import MultiBlock2DConfig, MultiBlock3DConfig
 from worldjepa.methods.ac_posttrain import ACPostTrainConfig
+from worldjepa.methods.object_locator_fit import ObjectLocatorFitConfig
 from worldjepa.methods.proprio_fit import ProprioFitConfig
 from worldjepa.methods.regularizers import RegularizerConfig
 from worldjepa.methods.state_readout_fit import StateReadoutFitConfig
@@ -142,7 +143,9 @@ class WorldModelConfig:
     state deltas) | none. context_length: predicted steps per training clip; frame_skip: env actions per
     model step. cache_precision: autocast of the one-off frame encoding; precision: of encode / unroll at
     planning time. state_readout: the network that reads a goal state from a goal image (models with
-    proprioception) and its fit.
+    proprioception) and its fit. object_locator: the network that reads an object's position from the
+    camera image and the robot's proprio, and its fit: the world model then tracks the object
+    (`worldjepa.methods.object_tracking`; the data must record object states); null: it tracks none.
     """
 
     tokens_per_frame: TokensPerFrame = 4
@@ -158,11 +161,19 @@ class WorldModelConfig:
     posttrain: ACPostTrainConfig = field(default_factory=ACPostTrainConfig)
     proprio_fit: ProprioFitConfig = field(default_factory=ProprioFitConfig)
     state_readout: StateReadoutFitConfig = field(default_factory=StateReadoutFitConfig)
+    object_locator: ObjectLocatorFitConfig | None = None
     train: TrainConfig = field(default_factory=_stage2_training)
 
     def __post_init__(self) -> None:
         pooled_side(self.tokens_per_frame)  # refuses anything but "grid" or a square number
         self.predictor_shape  # noqa: B018 (refuses an unknown size name now)
+        if self.object_locator is not None and (
+            self.proprio != "learned" or self.proprio_fit.frame_context or self.state_readout.pair
+        ):
+            raise UserError(
+                "world_model.object_locator tracks an object with the learned proprio head (proprio: learned, "
+                "without proprio_fit.frame_context) and a single-frame state readout (state_readout.pair: false)"
+            )
         if self.context_length < 1 or self.frame_skip < 1:
             raise UserError(
                 f"world_model.context_length and frame_skip must be >= 1, got {self.context_length} and "

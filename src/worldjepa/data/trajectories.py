@@ -2,13 +2,17 @@
 
 Layout of a trajectory folder:
 
-    meta.json              format version, env id, variation (of the first episodes), image size, action
-                           and state dims
+    meta.json              format version, env id, variation (of the first episodes), image size, action,
+                           state and object dims
     chunk_000000/          whole episodes, written once:
         frames.npy         uint8   [N, H, W, 3]
         actions.npy        float32 [N, A]   actions[t] is applied to frame t; the last frame of each
                                             episode has no successor and stores a zero row
         states.npy         float32 [N, S]
+        objects.npy        float32 [N, O]   only with object_dim O > 0: the simulator's state of the
+                                            objects (`GoalEnv.object_state`), NaN where it has none; for
+                                            fitting the modules that read objects from images, never a
+                                            planner's input
         episodes.json      per episode: length, reset seed, variation, policy
     chunk_000001/ ...
 
@@ -64,6 +68,7 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     size = meta.get("image_size")
     sizes_ok = isinstance(size, list) and len(size) == 2 and all(_positive_int(v) for v in size)
     dims_ok = all(_positive_int(meta.get(k)) for k in ("action_dim", "state_dim"))
+    dims_ok = dims_ok and (_positive_int(meta.get("object_dim")) or meta.get("object_dim", 0) == 0)
     if not (sizes_ok and dims_ok and isinstance(meta.get("env_id"), str)):
         raise UserError(
             f"{path} is corrupt (env_id, image_size [H, W], action_dim and state_dim must be set); re-collect"
@@ -91,6 +96,11 @@ def check_env(root: str | Path, env_id: str, image_size: int) -> dict[str, Any]:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _arrays_of(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The arrays a chunk of this folder holds: objects too when it records them."""
+    return (*_ARRAYS, "objects") if meta.get("object_dim", 0) else _ARRAYS
 
 
 def _reason(error: BaseException) -> str:
@@ -121,6 +131,7 @@ class TrajectoryWriter:
         state_dim: int,
         variation: str = "default",
         chunk_frames: int = 4096,
+        object_dim: int = 0,
     ) -> None:
         self.root = Path(root)
         self.meta = {
@@ -131,6 +142,7 @@ class TrajectoryWriter:
             "image_size": [int(image_size[0]), int(image_size[1])],
             "action_dim": int(action_dim),
             "state_dim": int(state_dim),
+            "object_dim": int(object_dim),
         }
         self.chunk_frames = int(chunk_frames)
         if self.root.exists() and not self.root.is_dir():
@@ -141,7 +153,7 @@ class TrajectoryWriter:
             diff = {
                 k: (existing.get(k), v)
                 for k, v in self.meta.items()
-                if k != "variation" and existing.get(k) != v
+                if k != "variation" and existing.get(k, 0 if k == "object_dim" else None) != v
             }
             if diff:
                 details = ", ".join(f"{k}: folder {old!r}, writer {new!r}" for k, (old, new) in diff.items())
@@ -152,7 +164,7 @@ class TrajectoryWriter:
             shutil.rmtree(stale)  # left by a writer that was killed mid-chunk
         existing_chunks = _chunk_dirs(self.root)
         self._next_chunk = int(existing_chunks[-1].name.split("_")[1]) + 1 if existing_chunks else 0
-        self._buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]] = []
+        self._buffer: list[tuple[dict[str, np.ndarray], dict[str, Any]]] = []
         self._buffered_frames = 0
 
     def add_episode(
@@ -163,8 +175,10 @@ class TrajectoryWriter:
         seed: int,
         variation: str | None = None,
         policy: str = "",
+        objects: np.ndarray | None = None,
     ) -> None:
-        """Buffer one episode: frames uint8 [T, H, W, 3], actions [T-1, A] (between frames), states [T, S]."""
+        """Buffer one episode: frames uint8 [T, H, W, 3], actions [T-1, A] (between frames), states [T, S],
+        and objects [T, O] (NaN allowed) when the folder records them."""
         frames = np.asarray(frames)
         actions = np.asarray(actions, dtype=np.float32).reshape(len(actions), -1)
         states = np.asarray(states, dtype=np.float32).reshape(len(states), -1)
@@ -183,10 +197,20 @@ class TrajectoryWriter:
         for name, array in (("actions", actions), ("states", states)):
             if not np.all(np.isfinite(array)):
                 raise UserError(f"episode (seed {seed}) has NaN or infinite {name}; fix the env or policy")
-        padded = np.concatenate([actions, np.zeros((1, a), np.float32)])
+        arrays = {"frames": frames, "actions": np.concatenate([actions, np.zeros((1, a), np.float32)])}
+        arrays["states"] = states
+        if self.meta["object_dim"]:
+            o = self.meta["object_dim"]
+            objects = None if objects is None else np.asarray(objects, dtype=np.float32).reshape(t, -1)
+            if objects is None or objects.shape != (t, o):
+                found = "none" if objects is None else list(objects.shape)
+                raise UserError(
+                    f"this folder records objects: an episode of {t} frames needs [{t}, {o}], got {found}"
+                )
+            arrays["objects"] = objects
         variation = variation or self.meta["variation"]
         info = {"length": t, "seed": int(seed), "variation": variation, "policy": policy}
-        self._buffer.append((frames, padded, states, info))
+        self._buffer.append((arrays, info))
         self._buffered_frames += t
         if self._buffered_frames >= self.chunk_frames:
             self.flush()
@@ -200,9 +224,9 @@ class TrajectoryWriter:
         shutil.rmtree(tmp, ignore_errors=True)  # from a flush of this writer that was interrupted
         try:
             tmp.mkdir()
-            for i, name in enumerate(_ARRAYS):
-                np.save(tmp / f"{name}.npy", np.concatenate([episode[i] for episode in self._buffer]))
-            episodes = [episode[3] for episode in self._buffer]
+            for name in _arrays_of(self.meta):
+                np.save(tmp / f"{name}.npy", np.concatenate([arrays[name] for arrays, _ in self._buffer]))
+            episodes = [info for _, info in self._buffer]
             (tmp / "episodes.json").write_text(json.dumps({k: [e[k] for e in episodes] for k in episodes[0]}))
             os.replace(tmp, final)
         except BaseException as error:  # the buffer stays: a second flush (on close) can still write it
@@ -241,7 +265,7 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
     try:
         table = json.loads((path / "episodes.json").read_text())
         columns = {key: list(table[key]) for key in ("length", "seed", "variation", "policy")}
-        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _arrays_of(meta)}
     except Exception as error:  # noqa: BLE001 - np.load's header parser alone raises half a dozen types
         raise _corrupt(path, _reason(error)) from None
     integers = all(
@@ -261,8 +285,11 @@ def _open_chunk(path: Path, meta: dict[str, Any]) -> _Chunk:
         "frames": ((n, h, w, 3), np.uint8),
         "actions": ((n, meta["action_dim"]), np.float32),
         "states": ((n, meta["state_dim"]), np.float32),
+        "objects": ((n, meta.get("object_dim", 0)), np.float32),
     }
     for name, (shape, dtype) in expected.items():
+        if name not in arrays:
+            continue
         if arrays[name].shape != shape or arrays[name].dtype != dtype:
             found = f"{arrays[name].dtype} {arrays[name].shape}"
             raise _corrupt(path, f"{name}.npy is {found}, expected {np.dtype(dtype)} {shape}")
@@ -354,20 +381,21 @@ class TrajectoryDataset(Dataset):
     def _arrays(self, chunk: int) -> dict[str, np.ndarray]:
         if chunk not in self._mmaps:
             path = self.chunks[chunk].path
-            self._mmaps[chunk] = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+            names = _arrays_of(self.meta)
+            self._mmaps[chunk] = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in names}
         return self._mmaps[chunk]
 
     def episode(self, index: int) -> dict[str, Any]:
-        """A whole episode as numpy arrays: frames [T, H, W, 3], actions [T-1, A], states [T, S], and
-        its seed, variation and policy."""
+        """A whole episode as numpy arrays: frames [T, H, W, 3], actions [T-1, A], states [T, S], objects
+        [T, O] when the folder records them, and its seed, variation and policy."""
         c, e = self._episodes[index]
         chunk = self.chunks[c]
         start, length = int(chunk.starts[e]), int(chunk.lengths[e])
         arrays = self._arrays(c)
+        episode = {name: np.array(array[start : start + length]) for name, array in arrays.items()}
+        episode["actions"] = episode["actions"][:-1]
         return {
-            "frames": np.array(arrays["frames"][start : start + length]),
-            "actions": np.array(arrays["actions"][start : start + length - 1]),
-            "states": np.array(arrays["states"][start : start + length]),
+            **episode,
             "seed": chunk.seeds[e],
             "variation": chunk.variations[e],
             "policy": chunk.policies[e],

@@ -68,6 +68,12 @@ class ArmEnv(gym.Env, GoalEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 1.0 / (SUBSTEPS * scene.TIMESTEP)}
     #: Whether the scene has a block to push or pick up.
     has_block: bool = False
+    #: Where a reset puts the block (x, y, metres).
+    _block_low = np.array([0.32, -0.15])
+    _block_high = np.array([0.5, 0.15])
+    #: How far beyond that range `object_state` still reports the block: past it, random motions have
+    #: knocked it off the table or out of the picture.
+    _block_margin = 0.1
     #: Gripper command the episode starts with and the expert mostly keeps.
     start_gripper: float = 1.0
     success_threshold: float = 0.03
@@ -141,6 +147,23 @@ class ArmEnv(gym.Env, GoalEnv):
     @property
     def block_position(self) -> np.ndarray:
         return self.data.qpos[self._block_qpos : self._block_qpos + 3].copy()
+
+    @property
+    def object_dim(self) -> int:
+        return 4 if self.has_block else 0
+
+    def object_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """The block's x, y and its yaw as cos / sin of 4 yaw (a square block looks alike every quarter
+        turn) in `data` (None: the env's physics); all NaN when the block is off the table."""
+        if not self.has_block:
+            return np.zeros(0, np.float32)
+        data = self.data if data is None else data
+        block = data.qpos[self._block_qpos : self._block_qpos + 7]
+        low, high = self._block_low - self._block_margin, self._block_high + self._block_margin
+        if not np.all((block[:2] >= low) & (block[:2] <= high)):
+            return np.full(4, np.nan, np.float32)
+        yaw = 2.0 * np.arctan2(block[6], block[3])
+        return np.float32([block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
 
     def _set_block(self, position: np.ndarray, yaw: float) -> None:
         self.data.qpos[self._block_qpos : self._block_qpos + 3] = position
@@ -295,8 +318,6 @@ class ArmPushEnv(ArmEnv):
     start_gripper = -1.0
     success_threshold = 0.04
     success_criterion = "the block's centre is less than 4 cm from the target on the table (planar distance)"
-    _block_low = np.array([0.32, -0.15])
-    _block_high = np.array([0.5, 0.15])
     _target_low = np.array([0.28, -0.22])
     _target_high = np.array([0.55, 0.22])
     #: Grasp point to block centre when the closed fingers touch the block's back face.
@@ -396,8 +417,6 @@ class ArmGraspEnv(ArmEnv):
     has_block = True
     success_threshold = 0.03
     success_criterion = "the block is held at least 5 cm above where it rested on the table"
-    _block_low = np.array([0.32, -0.15])
-    _block_high = np.array([0.5, 0.15])
     #: How high the goal holds the block above its resting place (success: within 3 cm of that height).
     lift = 0.08
     #: Finger slide at which the pads touch the block.

@@ -39,6 +39,13 @@ class GoalEnv:
 
     #: Plain-language success criterion, shown in docs and evaluation reports.
     success_criterion: str = ""
+    #: Values of `object_state` (0: the env reports no objects).
+    object_dim: int = 0
+
+    def object_state(self) -> np.ndarray:
+        """The simulator's state of the scene's objects [object_dim] (NaN where it has none): recorded with
+        the episodes to fit the modules that read objects from images, never given to a planner."""
+        return np.zeros(0, np.float32)
 
     def goal_observation(self) -> dict[str, np.ndarray]:
         """The observation (`pixels`, `state`) of the scene in its goal configuration for this episode."""

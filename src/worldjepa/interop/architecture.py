@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from worldjepa.errors import UserError
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
+from worldjepa.nn.object_locator import ObjectLocator
 from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.pos_embed import sincos_2d, sincos_3d
 from worldjepa.nn.predictor import MaskedPredictor
@@ -39,9 +40,11 @@ from worldjepa.nn.sizes import AC_PREDICTORS, ENCODERS, PREDICTORS, Size, releas
 from worldjepa.nn.state_readout import StateReadout
 from worldjepa.nn.vit import VisionTransformer
 
-Kind = Literal["encoder", "predictor", "ac_predictor", "proprio_head", "state_readout", "pixel_patches"]
+Kind = Literal[
+    "encoder", "predictor", "ac_predictor", "proprio_head", "state_readout", "object_locator", "pixel_patches"
+]
 #: worldjepa's own modules: their config holds every constructor argument (no inference from weights).
-OWN_MODULES = ("proprio_head", "state_readout", "pixel_patches")
+OWN_MODULES = ("proprio_head", "state_readout", "object_locator", "pixel_patches")
 Family = Literal["ijepa", "vjepa", "vjepa2", "vjepa2_ac", "worldjepa"]
 
 OFFICIAL_HEAD_DIM = 64
@@ -59,6 +62,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "ac_predictor": ActionConditionedPredictor,
     "proprio_head": lambda **config: build_proprio_head(config),
     "state_readout": StateReadout,
+    "object_locator": ObjectLocator,
     "pixel_patches": PixelPatches,
 }
 PREFIXES = ("module.backbone.", "module.", "backbone.")
@@ -127,6 +131,8 @@ class Architecture:
         if self.kind == "state_readout":
             reads = "state changes between two frames" if kw.get("pair") else "states"
             return f"state readout ({kw.get('image_size')} px frames -> {kw.get('state_dim')}-D {reads})"
+        if self.kind == "object_locator":
+            return f"object locator ({kw.get('keypoints')} keypoints -> {kw.get('out_dim')} object values)"
         if self.kind == "encoder":
             size = released(ENCODERS, kw["embed_dim"], kw["depth"])
             name = size.name if size else "ViT"
@@ -322,6 +328,8 @@ def architecture_of(module: nn.Module) -> Architecture:
         return Architecture("proprio_head", module.config())
     if isinstance(module, StateReadout):
         return Architecture("state_readout", module.config())
+    if isinstance(module, ObjectLocator):
+        return Architecture("object_locator", module.config())
     if isinstance(module, PixelPatches):
         return Architecture("pixel_patches", {"img_size": module.img_size, "patch_size": module.patch_size})
     raise UserError(f"cannot save a {type(module).__name__}: worldjepa saves its ViT, predictors and heads")

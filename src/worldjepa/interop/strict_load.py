@@ -30,6 +30,7 @@ KIND_NAMES = {
     "ac_predictor": "a V-JEPA 2-AC predictor",
     "proprio_head": "a proprio head",
     "state_readout": "a state readout",
+    "object_locator": "an object locator",
     "pixel_patches": "raw pixel patches",
 }
 SHOWN = 4  # keys listed per problem before "... and N more"

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from worldjepa.errors import UserError
 from worldjepa.methods.state_readout_fit import held_out_split
 from worldjepa.nn.object_locator import ObjectLocator
-from worldjepa.train.device import autocast, convolution_precision, resolve_device
+from worldjepa.train.device import autocast, resolve_device
 
 #: Frames per forward pass when computing keypoints of many frames at once.
 CHUNK = 4096
@@ -114,14 +114,13 @@ def fit_object_locator(
     locator.to(device, memory_format=torch.channels_last).train()
     targets = ((values - out_mean) / out_std).to(device)
     proprio = proprio.to(device)
-    precision = convolution_precision(device)
 
     def images(indices: Tensor) -> Tensor:
         pixels = frames[indices].to(device).permute(0, 3, 1, 2).float().div_(255.0)
         return to_input(pixels).contiguous(memory_format=torch.channels_last)
 
     def keypoints(indices: Tensor) -> Tensor:
-        with torch.no_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast(device, "bf16"):
             return torch.cat([locator.keypoints_of(images(chunk)) for chunk in indices.split(CHUNK)])
 
     def normalised_read(keypoints: Tensor, rows: Tensor) -> Tensor:
@@ -142,7 +141,7 @@ def fit_object_locator(
 
     def end_to_end_loss(rows: Tensor) -> Tensor:
         frames_at = train[rows]
-        with autocast(device, precision):
+        with autocast(device, "bf16"):
             found = locator.keypoints_of(images(frames_at))
         return (normalised_read(found.float(), frames_at) - targets[frames_at]).pow(2).mean()
 

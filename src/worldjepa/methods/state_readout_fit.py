@@ -3,7 +3,7 @@
 The readout gives the planner a goal state from a goal image (`worldjepa.nn.state_readout`). It is fitted
 after stage 2 on the trajectory folder the world model was trained on, with targets normalised by the
 training frames' statistics and a mean squared error, with channels-last images, under bf16 autocast where
-the hardware computes bf16 convolutions natively (`convolution_precision`). Whole episodes are held out,
+the hardware computes bf16 natively (`worldjepa.train.device.native_bf16`). Whole episodes are held out,
 not single frames (the frames of one episode look alike), and their error is reported per state value, in
 state units: how far off a goal state read from a goal image is.
 
@@ -31,7 +31,7 @@ from worldjepa.data.scene_augment import scene_augment
 from worldjepa.data.trajectories import TrajectoryDataset
 from worldjepa.errors import UserError
 from worldjepa.nn.state_readout import Standardize, StateReadout
-from worldjepa.train.device import autocast, convolution_precision, resolve_device
+from worldjepa.train.device import autocast, resolve_device
 
 #: How far apart (frames) the near pairs of `StateReadoutFitConfig.near_pairs` are at most.
 NEAR_FRAMES = 6
@@ -236,11 +236,10 @@ def fit_state_readout(
     states = states.to(device)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps)
-    precision = convolution_precision(device)
     bar = tqdm(range(cfg.steps), desc="state readout", disable=not progress_bar, dynamic_ncols=True)
     for _ in bar:
         read, reference = pairs(train[torch.randint(len(train), (cfg.batch_size,), generator=generator)])
-        with autocast(device, precision):
+        with autocast(device, "bf16"):
             predicted = readout(*inputs(read, reference, cfg.scene_augment)).float()
         loss = (((predicted - targets(read, reference)) / readout.state_std).pow(2) * weights).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,13 @@ the goal state relative to the current observation (its state + the change it re
 image to the goal image), so the agent encodes the goal against each new observation
 (`goal_state_follows_current`).
 
+A world model with an object locator tracks an object (Push's block; `worldjepa.methods.object_tracking`):
+its state is the robot's proprio, then the object's state, then how far the object moved. `encode` reads
+the object from the camera image (its x, y with the locator, the rest with the state readout) and its
+motion from the previous encoded observation (the agent passes it), `encode_goal` reads the object in the
+goal image with the readout, the proprio head rolls the whole state forward, and the predictor's state
+tokens take the proprio alone.
+
 `trained_on` records what the model was trained for (env id, action / state sizes, image size, frame
 skip, the reset seeds of its training episodes), so that evaluation can refuse another env and seeds
 it has seen.
@@ -36,6 +43,7 @@ from worldjepa.interop.worldjepa_format import load_modules, read_config, save_m
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.ac_rollout import cached_rollout
 from worldjepa.nn.frame_encoder import FrameEncoder, TokensPerFrame
+from worldjepa.nn.object_locator import ObjectLocator
 from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.proprio_head import unroll_states
 from worldjepa.nn.state_readout import StateReadout
@@ -46,9 +54,11 @@ from worldjepa.train.device import autocast, resolve_device
 
 
 class ACWorldModel:
-    """Frozen encoder + AC predictor (+ proprio head) behind the planners' `WorldModel` protocol.
+    """Frozen encoder + AC predictor (+ proprio head, state readout, object locator) behind the planners'
+    `WorldModel` protocol.
 
-    precision "bf16" runs encode and unroll under bf16 autocast (about 2x faster on CPU); outputs are
+    precision "bf16" runs encode and unroll under bf16 autocast where the device computes bf16 natively
+    (about 2x faster on such a CPU; `worldjepa.train.device.native_bf16`); outputs are
     float32 either way. Every module is moved to `device`, frozen and put in eval mode.
     """
 
@@ -64,15 +74,22 @@ class ACWorldModel:
         precision: str = "fp32",
         state_readout: StateReadout | None = None,
         trained_on: dict[str, Any] | None = None,
+        object_locator: ObjectLocator | None = None,
     ) -> None:
         self.device = resolve_device(str(device))
         self.precision = precision
         self.frames = FrameEncoder(encoder, tokens_per_frame, mean, std).to(self.device)
         self.predictor = predictor.to(self.device).eval().requires_grad_(False)
-        self.proprio_head, self.state_readout = (
+        self.proprio_head, self.state_readout, self.object_locator = (
             None if head is None else head.to(self.device).eval().requires_grad_(False)
-            for head in (proprio_head, state_readout)
+            for head in (proprio_head, state_readout, object_locator)
         )
+        if object_locator is not None and (
+            state_readout is None or state_readout.pair or proprio_head is None
+        ):
+            raise UserError(
+                "a world model that tracks an object needs a proprio head and a (single-frame) state readout"
+            )
         self.trained_on = trained_on or {}
 
     @property
@@ -89,17 +106,34 @@ class ACWorldModel:
         """Latent tokens per frame as (h, w)."""
         return self.frames.grid
 
+    @property
+    def tracks_objects(self) -> bool:
+        """Whether the model tracks an object: then `encode` takes the previous encoded observation."""
+        return self.object_locator is not None
+
     @torch.no_grad()
-    def encode(self, obs: dict[str, Tensor]) -> Latent:
+    def encode(self, obs: dict[str, Tensor], previous: Latent | None = None, steps: int = 1) -> Latent:
         """obs: `pixels` uint8 [B, H, W, 3] (or float [B, 3, H, W] in [0, 1]), `state` [B, S] when the model
-        uses proprioception -> Latent(visual [B, N, D], proprio [B, S] or None)."""
+        uses proprioception -> Latent(visual [B, N, D], proprio [B, S] or None). A model that tracks an
+        object reads it from the image; its motion per env action is its move since `previous`, the latent
+        encoded `steps` env actions before (None: at rest)."""
+        pixels = obs["pixels"].to(self.device)
         with autocast(self.device, self.precision):
-            visual = self.frames(obs["pixels"].to(self.device)).float()
+            visual = self.frames(pixels).float()
         if not self.use_proprio:
             return Latent(visual)
         if obs.get("state") is None:
             raise UserError("this world model uses proprioception: pass obs['state'] [B, S] to encode")
-        return Latent(visual, obs["state"].to(self.device, torch.float32))
+        proprio = obs["state"].to(self.device, torch.float32)
+        if not self.tracks_objects:
+            return Latent(visual, proprio)
+        frames = self.frames.pixels_to_input(pixels)
+        start, located = proprio.shape[1], self.object_locator(frames, proprio)
+        objects = torch.cat([located, self.state_readout(frames)[:, start + located.shape[1] :]], dim=1)
+        moved = torch.zeros_like(located)
+        if previous is not None:
+            moved = (located - previous.proprio[:, start : start + located.shape[1]]) / steps
+        return Latent(visual, torch.cat([proprio, objects, moved], dim=1))
 
     @property
     def goal_state_follows_current(self) -> bool:
@@ -127,20 +161,29 @@ class ACWorldModel:
         """A goal image -> Latent(visual [1, N, D], the goal state [1, S] read from the image by the state
         readout; None without a readout or proprioception). A pair readout reads it relative to `current`
         (the observation planned from, `pixels` [1, H, W, 3] and `state` [1, S]). A `PrivilegedGoal`
-        (reference rows only) brings the simulator's goal state instead."""
+        (reference rows only) brings the simulator's goal state of the robot instead. A tracked object is
+        read from the goal image, at rest."""
         pixels = torch.from_numpy(np.ascontiguousarray(goal.image))[None].to(self.device)
         with autocast(self.device, self.precision):
             visual = self.frames(pixels).float()
         if not self.use_proprio:
             return Latent(visual)
-        if isinstance(goal, PrivilegedGoal):
+        if not isinstance(goal, PrivilegedGoal):
+            read = self.read_state(pixels, current)
+        elif self.tracks_objects:  # the simulator's state of the robot, the object's still read
+            state = torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None]
+            read = torch.cat([state, self.read_state(pixels)[:, state.shape[1] :]], dim=1)
+        else:
             return Latent(visual, torch.as_tensor(goal.state, dtype=torch.float32, device=self.device)[None])
-        return Latent(visual, self.read_state(pixels, current))
+        if self.tracks_objects:  # the goal's object at rest
+            read = torch.cat([read, read.new_zeros(1, self.object_locator.out_dim)], dim=1)
+        return Latent(visual, read)
 
     @torch.no_grad()
-    def unroll(self, latent: Latent, actions: Tensor) -> Latent:
+    def unroll(self, latent: Latent, actions: Tensor, frames: bool = True) -> Latent:
         """latent: one frame, batch 1 (shared by all candidates) or B; actions [B, H, A] ->
-        Latent(visual [B, H, N, D], proprio [B, H, S] or None) of steps 1..H."""
+        Latent(visual [B, H, N, D], proprio [B, H, S] or None) of steps 1..H. `frames=False` (for an
+        energy that scores states alone) runs the proprio head only and holds the start frame."""
         batch, horizon, _ = actions.shape
         if latent.batch_size == 1 and batch > 1:
             latent = latent.expand(batch)
@@ -150,8 +193,12 @@ class ACWorldModel:
             states = unroll_states(self.proprio_head, latent.proprio, actions, context)  # [B, H+1, S]
         else:
             states = actions.new_zeros(batch, horizon + 1, self.predictor.state_encoder.in_features)
+        if not frames:
+            visual = latent.visual[:, None].expand(batch, horizon, *latent.visual.shape[1:])
+            return Latent(visual, states[:, 1:] if self.use_proprio else None)
         with autocast(self.device, self.precision):
-            visual = cached_rollout(self.predictor, latent.visual, actions, states[:, :-1], self.grid)
+            proprio = states[:, :-1, : self.predictor.state_encoder.in_features]  # without a tracked object
+            visual = cached_rollout(self.predictor, latent.visual, actions, proprio, self.grid)
         return Latent(visual.float(), states[:, 1:] if self.use_proprio else None)
 
     def save(self, directory: str | Path, overwrite: bool = False) -> None:
@@ -162,7 +209,11 @@ class ACWorldModel:
                 f"save supports a VisionTransformer encoder (or raw pixel patches), got {type(self.frames.encoder).__name__}"
             )
         modules = {"encoder": self.frames.encoder, "predictor": self.predictor}
-        heads = {"proprio_head": self.proprio_head, "state_readout": self.state_readout}
+        heads = {
+            "proprio_head": self.proprio_head,
+            "state_readout": self.state_readout,
+            "object_locator": self.object_locator,
+        }
         modules |= {name: head for name, head in heads.items() if head is not None}
         world_model = {
             "tokens_per_frame": self.frames.tokens_per_frame,
@@ -196,4 +247,5 @@ class ACWorldModel:
             precision or wm["precision"],
             modules.get("state_readout"),
             wm.get("trained_on"),
+            modules.get("object_locator"),
         )

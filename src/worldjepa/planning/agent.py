@@ -25,6 +25,9 @@ actions per step mostly cancel out (a detour around a wall needs many moves the 
 horizon, near the end of an episode that point lies after it, so a plan that leaves the goal and comes
 back scores as well as one that stays, and the agent leaves the goal when the episode is judged.
 
+A world model that tracks an object (`tracks_objects`) reads its motion from two observations: the agent
+passes it the latent of its previous re-plan and the env actions taken since.
+
 `switch_actions` names env action dimensions that are on/off commands (a gripper: closed or open). The
 planner searches them as continuous values like the others; the model and the env get the bound on the
 value's side of the bounds' midpoint. A continuous gripper command lets the planner pick a half-closed
@@ -116,6 +119,9 @@ class MPCAgent:
         self.frame_skip, self.hold_actions = frame_skip, hold_actions
         self.subgoal_steps, self.subgoal_energy = list(subgoal_steps), subgoal_energy
         self.follow = getattr(world_model, "goal_state_follows_current", False)
+        self.tracks = getattr(world_model, "tracks_objects", False)
+        self.start: Latent | None = None  # the latent of the last re-plan, and the env actions since
+        self.steps_since_start = 0
         self.goal_read_scale = goal_read_scale
         self.plan_to_episode_end = plan_to_episode_end
         self.steps_left: int | None = None  # env steps left in the episode (None: `reset` was not told)
@@ -149,6 +155,7 @@ class MPCAgent:
         self.plan_times, self.energies = [], []
         self.steps_left = steps
         self.goal_reads = [(torch.zeros(()), torch.zeros(())) for _ in goals]
+        self.start, self.steps_since_start = None, 0
         self._restart()
 
     def _restart(self) -> None:
@@ -166,6 +173,7 @@ class MPCAgent:
         if not self.queue:
             self._replan(obs)
         self.steps_toward_goal += 1
+        self.steps_since_start += 1
         if self.steps_left is not None:
             self.steps_left -= 1
         return self.queue.popleft()
@@ -197,7 +205,11 @@ class MPCAgent:
     def _replan(self, obs: dict[str, np.ndarray]) -> None:
         tic = time.perf_counter()
         batch = obs_to_batch(obs, self.device)
-        start = self.world_model.encode(batch)
+        if self.tracks:
+            start = self.world_model.encode(batch, self.start, self.steps_since_start)
+        else:
+            start = self.world_model.encode(batch)
+        self.start, self.steps_since_start = start, 0
         goal = self._goal_latent(batch)
         now = Latent(start.visual[:, None], None if start.proprio is None else start.proprio[:, None])
         energy = float(self.energy(now, goal))
@@ -232,7 +244,10 @@ class MPCAgent:
         return shift_plan(self.env_actions(plans), self.execute_steps).reshape(plans.shape)
 
     def unroll(self, start: Latent, plans: Tensor) -> Latent:
-        """The world model's unroll of candidate plans [C, H, A'] (A' = k*A, or A when holding actions)."""
+        """The world model's unroll of candidate plans [C, H, A'] (A' = k*A, or A when holding actions);
+        for an energy that scores states alone, without predicting frames."""
+        if not self.energy.visual_weight:
+            return self.world_model.unroll(start, self.model_actions(plans), frames=False)
         return self.world_model.unroll(start, self.model_actions(plans))
 
     def model_actions(self, plans: Tensor) -> Tensor:

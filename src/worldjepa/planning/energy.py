@@ -32,6 +32,8 @@ class GoalEnergy:
     metric: "l1" = mean absolute difference (V-JEPA 2-AC); "l2" = mean squared difference.
     steps: "last" scores the final predicted frame only (V-JEPA 2-AC); "sum" adds every step.
     proprio_weight: weight of the same distance on the proprio part (0 ignores it).
+    visual_weight: weight of the image term (0: the state alone, for a world model whose state carries
+        what the task needs, such as one that tracks the pushed block).
     state_weights: how much each state dimension counts in that distance (None: all alike), e.g. the arm's
         gripper opening (a 2.4 cm swing, where the hand travels tens of cm) made to count as much as a move.
     """
@@ -40,16 +42,29 @@ class GoalEnergy:
     steps: Literal["last", "sum"] = "last"
     proprio_weight: float = 0.0
     state_weights: list[float] | None = None
+    visual_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.metric not in ("l1", "l2"):
             raise UserError(f"energy metric must be 'l1' or 'l2', got {self.metric!r}")
         if self.steps not in ("last", "sum"):
             raise UserError(f"energy steps must be 'last' or 'sum', got {self.steps!r}")
+        if (
+            self.visual_weight < 0
+            or self.proprio_weight < 0
+            or not self.visual_weight + self.proprio_weight > 0
+        ):
+            raise UserError(
+                "energy visual_weight and proprio_weight must be >= 0 and not both 0, got "
+                f"{self.visual_weight} and {self.proprio_weight}"
+            )
 
     def __call__(self, pred: Latent, goal: Latent) -> Tensor:
         """pred: visual [C, H, N, D] (proprio [C, H, S]); goal: visual [1, N, D] (proprio [1, S]) -> [C]."""
-        energy = self._per_step(pred.visual, goal.visual)
+        if self.visual_weight:
+            energy = self.visual_weight * self._per_step(pred.visual, goal.visual)
+        else:  # the states alone: the predicted frames are not even computed (`frames=False` in unroll)
+            energy = pred.visual.new_zeros(pred.visual.shape[0])
         if self.proprio_weight:
             if pred.proprio is None or goal.proprio is None:
                 raise UserError("proprio_weight > 0 needs latents with a proprio part (pred and goal)")

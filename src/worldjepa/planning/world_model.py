@@ -59,5 +59,7 @@ class WorldModel(Protocol):
 
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:
         """Predict the latents after each action. latent: one frame, batch B; actions: [B, H, A];
-        returns the predicted latents of steps 1..H, visual [B, H, N, D] (proprio [B, H, S])."""
+        returns the predicted latents of steps 1..H, visual [B, H, N, D] (proprio [B, H, S]). A world model
+        planned with an energy that scores states alone (`visual_weight` 0) also takes `frames=False`:
+        the frames need not be predicted."""
         ...

@@ -59,16 +59,21 @@ def episode_plan(seed: int, episode: int, policy: str, expert_fraction: float) -
 
 
 def run_episode(env: gym.Env, reset_seed: int, policy: str, policy_seed: int, noise: float) -> dict[str, Any]:
-    """Roll one episode until the env ends it; `noise` is a fraction of the action half-range."""
+    """Roll one episode until the env ends it; `noise` is a fraction of the action half-range. The
+    simulator's object states (`GoalEnv.object_state`) are recorded beside the frames when the env has
+    objects."""
     rng = np.random.default_rng(policy_seed)
     space = env.action_space
     noise_scale = noise * float(np.mean((space.high - space.low) / 2))
     obs, _ = env.reset(seed=reset_seed)
+    scene = env.unwrapped
+    record_objects = getattr(scene, "object_dim", 0) > 0
     frames, states, actions = [obs["pixels"]], [obs["state"]], []
+    objects = [scene.object_state()] if record_objects else []
     held = rng.uniform(space.low, space.high)
     while True:
         if policy == "expert":
-            action = env.unwrapped.expert_action(rng, noise_scale)
+            action = scene.expert_action(rng, noise_scale)
         else:
             if rng.random() < 1.0 / RANDOM_HOLD_STEPS:
                 held = rng.uniform(space.low, space.high)
@@ -77,12 +82,15 @@ def run_episode(env: gym.Env, reset_seed: int, policy: str, policy_seed: int, no
         actions.append(np.asarray(action, np.float32))
         frames.append(obs["pixels"])
         states.append(obs["state"])
+        if record_objects:
+            objects.append(scene.object_state())
         if terminated or truncated:
             break
     return {
         "frames": np.stack(frames),
         "actions": np.stack(actions),
         "states": np.stack(states),
+        "objects": np.stack(objects) if record_objects else None,
         "seed": reset_seed,
         "policy": policy,
     }
@@ -161,6 +169,7 @@ def collect(
     probe = make_env(**env_kwargs)
     action_dim = int(np.prod(probe.action_space.shape))
     state_dim = int(np.prod(probe.observation_space["state"].shape))
+    object_dim = getattr(probe.unwrapped, "object_dim", 0)
     if policy != "random" and type(probe.unwrapped).expert_action is GoalEnv.expert_action:
         raise UserError(f"{env_id!r} has no scripted expert; use policy='random'")
     probe.close()
@@ -169,7 +178,14 @@ def collect(
     first = TrajectoryDataset(out_dir, clip_length=1).num_episodes if (out_dir / "meta.json").exists() else 0
     plans = [episode_plan(seed, first + i, policy, expert_fraction) for i in range(episodes)]
     writer = TrajectoryWriter(
-        out_dir, env_id, (image_size, image_size), action_dim, state_dim, variation or "default", chunk_frames
+        out_dir,
+        env_id,
+        (image_size, image_size),
+        action_dim,
+        state_dim,
+        variation or "default",
+        chunk_frames,
+        object_dim,
     )
     frames = 0
     start = time.perf_counter()
@@ -195,6 +211,7 @@ def collect(
                     episode["seed"],
                     variation,
                     episode["policy"],
+                    episode["objects"],
                 )
                 frames += len(episode["frames"])
                 bar.update(1)

@@ -9,6 +9,9 @@
 4. fit the learned proprio head on every recorded transition (`worldjepa.methods.proprio_fit`);
 5. fit the state readout on every recorded frame (`worldjepa.methods.state_readout_fit`): how the
    planner reads a goal state from a goal image (models with proprioception);
+   with `object_locator` set, the world model tracks an object (`worldjepa.methods.object_tracking`): the
+   proprio head and the readout also take the object's recorded state, and the object locator is fitted
+   on the frames that show it (`worldjepa.methods.object_locator_fit`);
 6. save the world model (`ACWorldModel`: safetensors + config.json, with what it was trained on) in
    run_dir/world_model.
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from worldjepa.config import to_dict
 from worldjepa.data.embedding_cache import EmbeddingClips, build_embedding_cache
 from worldjepa.data.trajectories import TrajectoryDataset, read_meta
@@ -28,11 +33,14 @@ from worldjepa.files import check_new_folder
 from worldjepa.interop.pretrain_run import RUN_CONFIG, load_encoder, run_config
 from worldjepa.interop.worldjepa_format import save_modules
 from worldjepa.methods.ac_posttrain import ACPostTraining
+from worldjepa.methods.object_locator_fit import fit_object_locator
+from worldjepa.methods.object_tracking import LOCATED, ObjectFrames, recorded_objects
 from worldjepa.methods.proprio_fit import cached_transitions, fit_proprio_head
 from worldjepa.methods.state_readout_fit import fit_state_readout, recorded_frames
 from worldjepa.models import build_encoder
 from worldjepa.nn.ac_predictor import ActionConditionedPredictor
 from worldjepa.nn.frame_encoder import FrameEncoder
+from worldjepa.nn.object_locator import ObjectLocator
 from worldjepa.nn.pixel_patches import PixelPatches
 from worldjepa.nn.proprio_head import ProprioHead, build_proprio_head
 from worldjepa.nn.state_readout import StateReadout
@@ -82,6 +90,13 @@ def run_posttrain(
     `overwrite`, refused before any work otherwise)."""
     run_dir = Path(run_dir)
     check_new_folder(run_dir / WORLD_MODEL_DIR, overwrite, "model folder")
+    meta = read_meta(trajectories)
+    tracks = cfg.object_locator is not None
+    if tracks and not meta.get("object_dim"):
+        raise UserError(
+            f"world_model.object_locator tracks an object, but {trajectories} records no object states: "
+            "collect the data again with this worldjepa"
+        )
     encoder = load_encoder(encoder_source).requires_grad_(False)
     frames = FrameEncoder(encoder, cfg.tokens_per_frame)
     device = resolve_device(cfg.train.device)
@@ -93,7 +108,6 @@ def run_posttrain(
         raise UserError(
             f"no clip of {cfg.context_length + 1} frames in {trajectories}; collect longer episodes"
         )
-    meta = read_meta(trajectories)
     seed_everything(cfg.train.seed)  # the weights' initialisation is part of what the seed fixes
     action_dim = meta["action_dim"] * cfg.frame_skip
     shape = cfg.predictor_shape
@@ -107,9 +121,8 @@ def run_posttrain(
         action_dim=action_dim,
         state_dim=meta["state_dim"],
     )
-    proprio = proprio_head(
-        cfg, meta["state_dim"], action_dim, frames.grid[0] * frames.grid[1] * encoder.embed_dim
-    )
+    head_dim = meta["state_dim"] + (meta["object_dim"] + LOCATED if tracks else 0)
+    proprio = proprio_head(cfg, head_dim, action_dim, frames.grid[0] * frames.grid[1] * encoder.embed_dim)
     method = ACPostTraining(predictor, frames.grid, proprio is not None, cfg.posttrain)
     trainer = Trainer(method, clips, None, cfg.train, run_dir / "predictor", config=to_dict(cfg))
     try:
@@ -117,10 +130,14 @@ def run_posttrain(
     finally:
         distributed.cleanup()
     # every rank fits the same heads (same data, same seed)
+    report_dir = run_dir if trainer.dist.is_main else None
+    objects = locator = None
+    if tracks:
+        objects, transitions = recorded_objects(trajectories, cfg.frame_skip // proprio.moves)
+    elif isinstance(proprio, ProprioHead):
+        transitions = cached_transitions(cache, cfg.frame_skip // proprio.moves, bool(proprio.context_dim))
     if isinstance(proprio, ProprioHead):
-        states, actions, next_states, latents = cached_transitions(
-            cache, cfg.frame_skip // proprio.moves, bool(proprio.context_dim)
-        )
+        states, actions, next_states, latents = transitions
         errors = fit_proprio_head(
             proprio,
             states,
@@ -131,11 +148,12 @@ def run_posttrain(
             cfg.train.progress_bar,
             latents,
         )
-        if trainer.dist.is_main:
-            (run_dir / "proprio_head.json").write_text(json.dumps(errors, indent=2) + "\n")
+        write_report(report_dir, "proprio_head.json", errors)
     readout = None
     if proprio is not None:
-        readout = fit_readout(cfg, frames, trajectories, run_dir if trainer.dist.is_main else None)
+        readout = fit_readout(cfg, frames, trajectories, report_dir, objects)
+    if objects is not None:
+        locator = fit_locator(cfg, frames, objects, report_dir)
     world_model = ACWorldModel(
         encoder,
         predictor,
@@ -144,6 +162,7 @@ def run_posttrain(
         precision=cfg.precision,
         state_readout=readout,
         trained_on={**trained_on_data(trajectories, encoder_source), "frame_skip": cfg.frame_skip},
+        object_locator=locator,
     )
     if trainer.dist.is_main:
         world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
@@ -151,25 +170,67 @@ def run_posttrain(
 
 
 def fit_readout(
-    cfg: WorldModelConfig, frames: FrameEncoder, trajectories: str | Path, report_dir: Path | None
+    cfg: WorldModelConfig,
+    frames: FrameEncoder,
+    trajectories: str | Path,
+    report_dir: Path | None,
+    objects: ObjectFrames | None = None,
 ) -> StateReadout:
-    """A state readout fitted as `cfg.state_readout` says on every frame of `trajectories`, taking the
-    world model's own input normalisation (`frames`); its held-out error goes to
-    report_dir/state_readout.json (None: not written)."""
-    fit = cfg.state_readout
-    readout = fit.build(read_meta(trajectories)["state_dim"], frames.image_size[0])
+    """A state readout fitted as `cfg.state_readout` says on every frame of `trajectories` (with `objects`:
+    on the frames that show the object, reading the proprio and the object's state), taking the world
+    model's own input normalisation (`frames`); its held-out error goes to report_dir/state_readout.json
+    (None: not written)."""
+    if objects is None:
+        pictures, states, episodes = recorded_frames(trajectories)
+    else:
+        pictures, states, episodes = (
+            objects.frames,
+            torch.cat([objects.proprio, objects.objects], 1),
+            objects.episodes,
+        )
+    readout = cfg.state_readout.build(states.shape[1], frames.image_size[0])
     errors = fit_state_readout(
         readout,
-        *recorded_frames(trajectories),
+        pictures,
+        states,
+        episodes,
+        frames.pixels_to_input,
+        cfg.state_readout,
+        cfg.train.device,
+        cfg.train.progress_bar,
+    )
+    write_report(report_dir, "state_readout.json", errors)
+    return readout
+
+
+def fit_locator(
+    cfg: WorldModelConfig, frames: FrameEncoder, objects: ObjectFrames, report_dir: Path | None
+) -> ObjectLocator:
+    """The object locator fitted as `cfg.object_locator` says on the frames that show the object: from the
+    image (the world model's input normalisation, `frames`) and the robot's proprio to the object's
+    located values; its held-out error goes to report_dir/object_locator.json (None: not written)."""
+    fit = cfg.object_locator
+    locator = fit.build(LOCATED, objects.proprio.shape[1])
+    errors = fit_object_locator(
+        locator,
+        objects.frames,
+        objects.proprio,
+        objects.objects[:, :LOCATED],
+        objects.episodes,
         frames.pixels_to_input,
         fit,
         cfg.train.device,
         cfg.train.progress_bar,
     )
+    write_report(report_dir, "object_locator.json", errors)
+    return locator
+
+
+def write_report(report_dir: Path | None, name: str, errors: dict) -> None:
+    """A fit's held-out errors as report_dir/name (None: not written)."""
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "state_readout.json").write_text(json.dumps(errors, indent=2) + "\n")
-    return readout
+        (report_dir / name).write_text(json.dumps(errors, indent=2) + "\n")
 
 
 def run_readout_refit(
@@ -202,7 +263,8 @@ def run_readout_refit(
     if mismatched:
         details = ", ".join(f"{key}: model {old!r}, data {new!r}" for key, (old, new) in mismatched.items())
         raise UserError(f"{trajectories} is not recorded like the world model's data ({details})")
-    world_model.state_readout = fit_readout(cfg, world_model.frames, trajectories, run_dir)
+    objects = recorded_objects(trajectories)[0] if world_model.tracks_objects else None
+    world_model.state_readout = fit_readout(cfg, world_model.frames, trajectories, run_dir, objects)
     seeds = set(trained["seeds"]) | set(TrajectoryDataset(trajectories, clip_length=1).episode_seeds)
     world_model.trained_on = {**trained, "seeds": sorted(seeds)}
     world_model.save(run_dir / WORLD_MODEL_DIR, overwrite)
