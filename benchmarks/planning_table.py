@@ -31,7 +31,7 @@ from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 #: `privileged_goal_state` and `simulator` are references that see the simulator's goal state.
 ROWS = {
     "world_model": [],
-    "image_only": ["planner.energy.proprio_weight=0.0"],
+    "image_only": ["planner.energy.proprio_weight=0.0", "planner.energy.visual_weight=1.0"],
     "final_goal_only": ["planner.subgoal_steps=[]"],
     "privileged_goal_state": [],
     "colors": ["env.variation=colors"],
