@@ -197,8 +197,8 @@ class TrajectoryWriter:
         for name, array in (("actions", actions), ("states", states)):
             if not np.all(np.isfinite(array)):
                 raise UserError(f"episode (seed {seed}) has NaN or infinite {name}; fix the env or policy")
-        arrays = {"frames": frames, "actions": np.concatenate([actions, np.zeros((1, a), np.float32)])}
-        arrays["states"] = states
+        padded = np.concatenate([actions, np.zeros((1, a), np.float32)])
+        arrays = {"frames": frames, "actions": padded, "states": states}
         if self.meta["object_dim"]:
             o = self.meta["object_dim"]
             objects = None if objects is None else np.asarray(objects, dtype=np.float32).reshape(t, -1)
