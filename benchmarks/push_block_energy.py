@@ -69,17 +69,9 @@ HAND = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def full_state(arm, data: mujoco.MjData) -> np.ndarray:
-    """The 7-D proprio state as `ArmEnv` observes it, then the block's x, y and its yaw as cos / sin of
-    4 yaw (a square block looks alike every quarter turn), in `data`: the env's physics or a copy of it."""
-    block = data.qpos[arm._block_qpos : arm._block_qpos + 7]
-    yaw = 2.0 * np.arctan2(block[6], block[3])
-    return np.float32([*arm.proprio_state(data), block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
-
-
-def on_table(arm, block_xy: np.ndarray) -> np.ndarray:
-    """Whether the block at `block_xy` [..., 2] is on the table as Push uses it: within 10 cm of where a
-    reset puts it (random motions knock one block in ten off the table or out of the picture)."""
-    return np.all((block_xy >= arm._block_low - 0.1) & (block_xy <= arm._block_high + 0.1), axis=-1)
+    """The 7-D proprio state as `ArmEnv` observes it, then the block's pose (`ArmEnv.block_pose`: x, y and
+    cos / sin of 4 yaw), in `data`: the env's physics or a copy of it."""
+    return np.concatenate([arm.proprio_state(data), arm.block_pose(data)])
 
 
 def with_block_velocity(states: np.ndarray) -> np.ndarray:
@@ -138,7 +130,7 @@ class WithBlockState(gym.Wrapper):
             if self.locator is not None:
                 state[7:9] = self.locator(observation["pixels"], true[:7])
         state[7:9] += self.noise.normal(0.0, self.read_noise, 2) if self.read_noise else 0.0
-        if self.last_true is not None and on_table(self.unwrapped, true[7:9]):
+        if self.last_true is not None and self.unwrapped.block_on_table(true[7:9]):
             moved, moved_true = state[7:9] - self.last[7:9], true[7:9] - self.last_true[7:9]
             off = np.abs(np.concatenate([state[7:9] - true[7:9], moved - moved_true]))
             self.errors.append(np.append(off, np.linalg.norm(moved_true) > 1e-3))
@@ -290,7 +282,7 @@ def frames_on_table(cfg: WorldModelPreset, episodes: int) -> tuple[torch.Tensor,
     frames = torch.from_numpy(np.concatenate([r["frames"] for r in data]))
     states = torch.from_numpy(np.concatenate([r["states"] for r in data]))
     numbers = torch.cat([torch.full((len(r["states"]),), e) for e, r in enumerate(data)])
-    kept = torch.from_numpy(on_table(env.unwrapped, states[:, 7:9].numpy()))
+    kept = torch.from_numpy(env.unwrapped.block_on_table(states[:, 7:9].numpy()))
     print(f"{len(frames)} frames recorded, the block on the table in {kept.float().mean():.0%}", flush=True)
     return frames[kept], states[kept], numbers[kept]
 

@@ -153,17 +153,24 @@ class ArmEnv(gym.Env, GoalEnv):
         return 4 if self.has_block else 0
 
     def object_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
-        """The block's x, y and its yaw as cos / sin of 4 yaw (a square block looks alike every quarter
-        turn) in `data` (None: the env's physics); all NaN when the block is off the table."""
+        """The block's pose (`block_pose`) in `data` (None: the env's physics); all NaN when the block is
+        off the table (`block_on_table`)."""
         if not self.has_block:
             return np.zeros(0, np.float32)
-        data = self.data if data is None else data
+        pose = self.block_pose(self.data if data is None else data)
+        return pose if self.block_on_table(pose[:2]) else np.full(4, np.nan, np.float32)
+
+    def block_pose(self, data: mujoco.MjData) -> np.ndarray:
+        """The block's x, y and its yaw as cos / sin of 4 yaw (a square block looks alike every quarter
+        turn) in `data`."""
         block = data.qpos[self._block_qpos : self._block_qpos + 7]
-        low, high = self._block_low - self._block_margin, self._block_high + self._block_margin
-        if not np.all((block[:2] >= low) & (block[:2] <= high)):
-            return np.full(4, np.nan, np.float32)
         yaw = 2.0 * np.arctan2(block[6], block[3])
         return np.float32([block[0], block[1], np.cos(4 * yaw), np.sin(4 * yaw)])
+
+    def block_on_table(self, block_xy: np.ndarray) -> np.ndarray:
+        """Whether a block at `block_xy` [..., 2] lies within `_block_margin` of where a reset puts it."""
+        low, high = self._block_low - self._block_margin, self._block_high + self._block_margin
+        return np.all((block_xy >= low) & (block_xy <= high), axis=-1)
 
     def _set_block(self, position: np.ndarray, yaw: float) -> None:
         self.data.qpos[self._block_qpos : self._block_qpos + 3] = position
