@@ -13,7 +13,10 @@ training episode used):
     (RankMe as the training monitor computes it) and centred (the variation across frames only);
 (c) frozen probes from the features to the grasp point xyz in cm: ridge regression (alpha chosen on a
     validation split of the probe-training episodes) on 4 / 16 pooled tokens and the grid, and a small
-    MLP on the 16-token features; mean Euclidean error on held-out episodes (episodes split 2:1).
+    MLP on the 16-token features; mean Euclidean error on held-out episodes (episodes split 2:1);
+(d) with --transfer, zero-shot: the same ridge probes (16 pooled tokens, grid), fitted on the --data
+    training episodes, read the grasp point in other scenes (folders collected with --variation): does
+    the encoder see the arm, or the scene it was trained in?
 
 Sources: a pretraining run folder (config.yaml + latest.pt: its EMA target encoder, as stage 2 uses;
 `RUN@online` for its context encoder, `RUN@step_00000300.pt` / `RUN@online:step_00000300.pt` for a kept
@@ -23,6 +26,7 @@ checkpoint),
 
     python benchmarks/stage1_geometry.py --data runs/reach_test runs/s1_base random pixels
     python benchmarks/stage1_geometry.py --data runs/reach_test runs/s1_base --json out.json
+    python benchmarks/stage1_geometry.py --data runs/reach_test runs/s1_base random --transfer runs/reach_lighting
 
 The state layout (envs/arm.py): [x, y, z, roll, pitch, yaw, gripper]; x, y, z is the grasp point in metres.
 """
@@ -248,7 +252,13 @@ def mlp_probe(
 # ----- main ---------------------------------------------------------------------------------------------
 
 
-def measure(source: str, episodes: list[dict], args: argparse.Namespace, shape_cfg: dict) -> dict:
+def measure(
+    source: str,
+    episodes: list[dict],
+    args: argparse.Namespace,
+    shape_cfg: dict,
+    scenes: dict[str, list[dict]],
+) -> dict:
     start = time.perf_counter()
     encoder = load_encoder(source, shape_cfg, args.random_seed)
     frames = np.concatenate([ep["frames"] for ep in episodes])
@@ -277,6 +287,13 @@ def measure(source: str, episodes: list[dict], args: argparse.Namespace, shape_c
         row[f"ridge_{pool}_cm"] = ridge_probe(feats[pool], y, train, test, val)
     if args.mlp:
         row["mlp_16_cm"] = mlp_probe(feats[16], y, train, test)
+    for scene, scene_episodes in scenes.items():  # zero-shot: fitted on --data, read in another scene
+        scene_feats = features(encoder, np.concatenate([ep["frames"] for ep in scene_episodes]))
+        scene_y = torch.from_numpy(np.concatenate([ep["grasp"] for ep in scene_episodes]) * 100.0)
+        read = torch.arange(len(y), len(y) + len(scene_y))
+        for pool in (16, "grid"):
+            x = torch.cat([feats[pool], scene_feats[pool]])
+            row[f"{scene} {pool}"] = ridge_probe(x, torch.cat([y, scene_y]), train, read, val)
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -302,7 +319,8 @@ COLUMNS = [
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    transfers = [(key, key, "{:.2f}") for key in rows[0] if key.endswith((" 16", " grid"))]
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)] + transfers
     name_width = max(len(r["source"]) for r in rows)
     print(" | ".join([f"{'source':<{name_width}}"] + [c[1] for c in cols]))
     for r in rows:
@@ -330,6 +348,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--no-mlp", dest="mlp", action="store_false")
     parser.add_argument("--json", default=None, help="append the rows to this JSON-lines file")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--transfer", nargs="*", default=[], help="trajectory folders of other scenes, read zero-shot (cm)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -342,9 +363,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{len(episodes)} episodes, {sum(len(e['frames']) for e in episodes)} frames from {args.data}",
         file=sys.stderr,
     )
+    scenes = {}
+    for root in args.transfer:
+        scene = TrajectoryDataset(root, clip_length=1).meta["variation"]
+        scenes[scene if scene not in scenes else root] = load_episodes(Path(root), args.episodes, False)
     rows = []
     for source in args.sources:
-        rows.append(measure(source, episodes, args, shape_cfg))
+        rows.append(measure(source, episodes, args, shape_cfg, scenes))
         if args.json:
             with open(args.json, "a") as f:
                 f.write(json.dumps({**rows[-1], "data": args.data}) + "\n")

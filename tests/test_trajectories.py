@@ -87,6 +87,29 @@ def test_stage_one_pools_the_clips_of_several_trajectory_folders(tmp_path):
         DataConfig(dataset="folder", root=[str(tmp_path)])
 
 
+def test_stage_one_scene_augment_gives_each_training_clip_one_look(tmp_path):
+    """`data.scene_augment`: a share of training clips in a random look (one per clip, `scene_augment`'s
+    `group`), drawn from the sample's seed (reproducible); the held-out view is always as recorded."""
+    from worldjepa.train.sampler import SeededDataset
+
+    _write(tmp_path / "a", [6])
+    _write(tmp_path / "b", [6], first=1)
+    data = DataConfig(
+        dataset="trajectories", root=[str(tmp_path / "a"), str(tmp_path / "b")], image_size=H, num_frames=3
+    )
+    plain = build_dataset(data, video=True, train=True)
+    looks = SeededDataset(build_dataset(DataConfig(**{**vars(data), "scene_augment": 1.0}), True, True))
+    last = len(plain) - 1  # the second folder's: PooledDataset passes `sample` to the right part
+    for index in (0, last):
+        seen = looks[(index, 7)]["video"]
+        assert not torch.allclose(seen, plain[index]["video"])
+        torch.testing.assert_close(seen, looks[(index, 7)]["video"], rtol=0, atol=0)
+    held_out = build_dataset(DataConfig(**{**vars(data), "scene_augment": 1.0}), video=True, train=False)
+    torch.testing.assert_close(SeededDataset(held_out)[(0, 7)]["video"], plain[0]["video"], rtol=0, atol=0)
+    with pytest.raises(UserError, match="scene_augment"):
+        DataConfig(dataset="shapes", scene_augment=0.5)
+
+
 def test_clips_with_frame_skip_stay_inside_episodes(tmp_path):
     lengths = [5, 9, 3, 12]
     _write(tmp_path, lengths)
