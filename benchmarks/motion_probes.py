@@ -169,10 +169,10 @@ def main() -> None:
     }
     protocol = attentive_protocol(args, "classification")
     with tempfile.TemporaryDirectory() as scratch:
-        models = encoders(Path(args.encoder), Path(scratch))
+        models = encoders(Path(args.encoder), Path(scratch), args.rows)
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
-        for name, encoder in models.items():
-            tic = time.perf_counter()
+        for name in args.rows:
+            encoder, tic = models[name], time.perf_counter()
             x, grid = clip_tokens(encoder, frames, clips["frames"])
             row = {}
             for task, t in tasks.items():

@@ -94,11 +94,17 @@ def targets(cfg: WorldModelPreset, episodes: list[dict]) -> dict[str, np.ndarray
     return {unit.get(cfg.env.id, "state"): states}
 
 
-def encoders(encoder_run: Path, scratch: Path) -> dict[str, torch.nn.Module]:
-    """The stage-1 run's encoder and its two ablations (`worldjepa posttrain --encoder random|pixels`)."""
+ROWS = ("pretrained", "random", "pixels")
+
+
+def encoders(encoder_run: Path, scratch: Path, rows: list[str]) -> dict[str, torch.nn.Module]:
+    """The stage-1 run's encoder and, of its two ablations (`worldjepa posttrain --encoder random|pixels`),
+    those in `rows`; the pretrained one always (its head count sizes every probe)."""
     out = {"pretrained": load_encoder(encoder_run)}
     stage1 = run_config(encoder_run)
     for kind in ("random", "pixels"):
+        if kind not in rows:
+            continue
         folder = save_ablation_encoder(kind, stage1, scratch / kind)
         expect = {"encoder": ("encoder", "pixel_patches")}
         out[kind] = load_modules(folder, ["encoder"], expect=expect)["encoder"]
@@ -186,6 +192,13 @@ def probe_arguments(description: str, config: str, episodes: int, out: str) -> a
     parser.add_argument(
         "--probe-depth", type=int, default=1, help="attentive probe blocks (1: V-JEPA's, 4: V-JEPA 2's)"
     )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=ROWS,
+        default=list(ROWS),
+        help="encoders to probe (the ablations depend only on the run's shape: skip them when measured)",
+    )
     parser.add_argument("--out", default=out)
     parser.add_argument("overrides", nargs="*", help="preset overrides, e.g. env.variation=colors")
     return parser
@@ -235,10 +248,10 @@ def main() -> None:
     }
     protocol = attentive_protocol(args, "regression")
     with tempfile.TemporaryDirectory() as scratch:
-        models = encoders(Path(args.encoder), Path(scratch))
+        models = encoders(Path(args.encoder), Path(scratch), args.rows)
         heads = models["pretrained"].num_heads  # the stage-1 encoder's, for every encoder's probe
-        for name, encoder in models.items():
-            tic = time.perf_counter()
+        for name in args.rows:
+            encoder, tic = models[name], time.perf_counter()
             x, grid = tokens(encoder, frames)
             linear = linear_probes(x, goals, train, test, val)
             x = attentive_input(x, grid, train)
