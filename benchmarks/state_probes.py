@@ -102,9 +102,7 @@ def encoders(encoder_run: Path, scratch: Path, rows: list[str]) -> dict[str, tor
     those in `rows`; the pretrained one always (its head count sizes every probe)."""
     out = {"pretrained": load_encoder(encoder_run)}
     stage1 = run_config(encoder_run)
-    for kind in ("random", "pixels"):
-        if kind not in rows:
-            continue
+    for kind in set(rows) - {"pretrained"}:
         folder = save_ablation_encoder(kind, stage1, scratch / kind)
         expect = {"encoder": ("encoder", "pixel_patches")}
         out[kind] = load_modules(folder, ["encoder"], expect=expect)["encoder"]
