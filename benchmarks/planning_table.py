@@ -1,7 +1,8 @@
 """The closed-loop evaluation table of the README: one saved world model, several rows (the preset's
 planner, the image-only V-JEPA 2-AC energy, the final goal image without sub-goals, unseen scene
-variations, the true simulator as the model, random actions), N episodes each from seeds that the
-training data never used.
+variations, the true simulator as the model (toward the goal state, or with the model's encoder toward
+the goal image: `true_dynamics`), random actions), N episodes each from seeds that the training data
+never used.
 
     python benchmarks/planning_table.py --model checkpoints/arm_reach --episodes 50 [key.sub=value ...] \
         --rows world_model image_only random privileged_goal_state simulator colors lighting distractors
@@ -28,10 +29,16 @@ from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 
 #: Rows: the overrides they add to the preset. `final_goal_only` plans a multi-stage task toward the goal image
 #: alone, without its sub-goal images. Variation rows plan in a scene the model never saw;
-#: `privileged_goal_state` and `simulator` are references that see the simulator's goal state.
+#: `privileged_goal_state` and `simulator` are references that see the simulator's goal state, `true_dynamics`
+#: one that sees the simulator's dynamics. V-JEPA 2-AC's energy has no control cost: the image-energy rows
+#: drop the preset's.
 ROWS = {
     "world_model": [],
-    "image_only": ["planner.energy.proprio_weight=0.0", "planner.energy.visual_weight=1.0"],
+    "image_only": [
+        "planner.energy.proprio_weight=0.0",
+        "planner.energy.visual_weight=1.0",
+        "planner.action_cost=0.0",
+    ],
     "final_goal_only": ["planner.subgoal_steps=[]"],
     "privileged_goal_state": [],
     "colors": ["env.variation=colors"],
@@ -41,6 +48,7 @@ ROWS = {
     "camera": ["env.variation=camera"],
     "random": [],
     "simulator": [],
+    "true_dynamics": ["planner.action_cost=0.0"],
 }
 
 

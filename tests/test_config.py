@@ -99,8 +99,9 @@ def test_numbers_in_exponent_form_and_wrong_types_are_refused_before_work():
 def test_a_planner_that_could_never_run_is_refused_at_load():
     with pytest.raises(UserError, match=r"planner.top_k must be in \[1, planner.samples=8\]"):
         load_config("wm_arm_reach", ["planner.samples=8", "planner.top_k=10"])
-    with pytest.raises(UserError, match="simulator_samples .* must be at least planner.top_k"):
-        load_config("wm_arm_reach", ["evaluate.baselines=[simulator]", "evaluate.simulator_samples=4"])
+    for row in ("simulator", "true_dynamics"):  # both step the simulator once per candidate
+        with pytest.raises(UserError, match="simulator_samples .* must be at least planner.top_k"):
+            load_config("wm_arm_reach", [f"evaluate.baselines=[{row}]", "evaluate.simulator_samples=4"])
 
 
 def test_a_saved_config_round_trips():

@@ -89,3 +89,20 @@ def test_shipped_world_models_plan_under_the_protocol(preset, folder):
     assert model.state_readout is not None or cfg.planner.energy.proprio_weight == 0
     check_world_model(model, cfg, None)  # the preset's env, and no evaluation seed among its training seeds
     assert sum(path.stat().st_size for path in folder.iterdir()) < 20e6
+
+
+def test_true_dynamics_row_plans_the_shipped_encoders_image_energy_through_the_simulator(tmp_path):
+    """The reference row that isolates stage 1: goal images only, the simulator's dynamics, the world model's
+    encoder scoring the rendered frames; its report names that protocol."""
+    from worldjepa.stages.evaluate import run_row
+
+    overrides = ["evaluate.episodes=1", "evaluate.gif_episodes=0", "evaluate.simulator_samples=8"]
+    overrides += ["planner.top_k=2", "planner.iterations=1", "planner.horizon=1"]
+    cfg = load_config("wm_arm_reach", overrides)
+    report = run_row("true_dynamics", cfg, tmp_path, SHIPPED_MODELS["wm_arm_reach"])
+    assert report["protocol"] == "privileged dynamics" and report["replans"] == 50
+    assert (
+        report["episodes"][0]["distances"][-1] < report["episodes"][0]["distances"][0]
+    )  # it heads for the goal
+    with pytest.raises(UserError, match="the true_dynamics row needs a world model"):
+        run_row("true_dynamics", cfg, tmp_path)

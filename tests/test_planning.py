@@ -20,6 +20,7 @@ from worldjepa.errors import UserError
 from worldjepa.eval.closed_loop import (
     EpisodeRecord,
     RandomPolicy,
+    SimulatorModel,
     evaluate,
     simulator_agent,
     summarise,
@@ -602,6 +603,37 @@ def test_true_simulator_baseline_solves_toy_env():
     assert report.success_rate == 1.0, report.summary()
     with pytest.raises(UserError, match="privileged reference"):  # it plans toward states, not images
         evaluate(PointEnv, simulator, episodes=1, seed=0, max_steps=2)
+
+
+def embed_positions(pixels: torch.Tensor) -> torch.Tensor:
+    """A stand-in frame encoder for PointEnv pictures (uint8 [B, 16, 16, 3]): the point's position as one
+    token, [B, 1, 2]."""
+    return torch.from_numpy(np.stack([position_in(p) for p in pixels.numpy()]))[:, None, :]
+
+
+def test_true_dynamics_plans_toward_goal_images_with_the_encoders_energy():
+    """The simulator with an encoder: goal images only (no goal state), the rendered frames embedded."""
+    planner = CEM(
+        2, horizon=2, samples=16, top_k=4, iterations=3, init_std=STEP, low=-STEP, high=STEP, **CEM_PAPER
+    )
+    agent = lambda env: simulator_agent(env, PointEnv(), planner, GoalEnergy(), embed=embed_positions)
+    report = evaluate(PointEnv, agent, episodes=3, seed=0, max_steps=20)  # not privileged
+    assert report.success_rate == 1.0, report.summary()
+
+    env = PointEnv()
+    env.reset(seed=3)
+    env.pos = np.array([0.1, -0.2], np.float32)  # three moves from here stay inside the picture
+    obs = env._obs(env.pos)
+    actions = torch.from_numpy(np.random.default_rng(0).uniform(-STEP, STEP, (5, 3, 2)).astype(np.float32))
+    frames = {}
+    for every_step in (True, False):
+        model = SimulatorModel(env, PointEnv(), embed_positions, every_step)
+        start = model.encode({"pixels": torch.from_numpy(obs["pixels"])[None]})
+        frames[every_step] = model.unroll(start, actions).visual  # [5, 3, 1, 2]
+    path = torch.from_numpy(obs["state"]) + actions.cumsum(1)
+    np.testing.assert_allclose(frames[True][:, :, 0], path, atol=1e-2)  # every step rendered and embedded
+    assert frames[False].shape == frames[True].shape  # a last-step energy: the last frame stands for all
+    torch.testing.assert_close(frames[False], frames[True][:, -1:].expand_as(frames[True]))
 
 
 def test_evaluation_writes_gif_and_plot(tmp_path):

@@ -199,12 +199,13 @@ class EvaluateConfig:
     """The `evaluate:` section: closed-loop episodes (episode i resets with the split's first seed + i),
     GIFs of the first `gif_episodes`, and the rows beside the world model's: random actions, and the
     privileged references (`privileged_goal_state`: the same agent handed the simulator's goal state;
-    `simulator`: the same planner on the true simulator, with `simulator_samples` candidates)."""
+    `simulator`: the same planner on the true simulator, with `simulator_samples` candidates;
+    `true_dynamics`: that planner on the true simulator scoring the world model's image embeddings)."""
 
     episodes: int = 10
     split: Literal["validation", "test"] = "validation"
     gif_episodes: int = 3
-    baselines: list[Literal["random", "privileged_goal_state", "simulator"]] = field(
+    baselines: list[Literal["random", "privileged_goal_state", "simulator", "true_dynamics"]] = field(
         default_factory=lambda: ["random"]
     )
     simulator_samples: int = 64
@@ -232,7 +233,8 @@ class WorldModelPreset:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
-        if "simulator" in self.evaluate.baselines and self.evaluate.simulator_samples < self.planner.top_k:
+        simulated = {"simulator", "true_dynamics"} & set(self.evaluate.baselines)
+        if simulated and self.evaluate.simulator_samples < self.planner.top_k:
             raise UserError(
                 f"evaluate.simulator_samples ({self.evaluate.simulator_samples}) must be at least "
                 f"planner.top_k ({self.planner.top_k})"

@@ -9,7 +9,9 @@ Baselines share the `Policy` API, so they go through the very same loop:
 - `RandomPolicy`: uniform random actions, the floor;
 - `simulator_agent`: the same planner with the true simulator as the world model, planning toward the
   simulator's goal state: a privileged reference (what planning can do when prediction is perfect and
-  the goal state is known), never a headline.
+  the goal state is known), never a headline; or, given a world model's encoder, toward the goal image's
+  embedding: the encoder's image energy with perfect prediction (privileged dynamics, a reference that
+  tells a stage-1 encoder's energy landscape apart from stage 2's prediction error).
 """
 
 from __future__ import annotations
@@ -66,37 +68,60 @@ class RandomPolicy:
 
 
 class SimulatorModel:
-    """The true simulator as a `WorldModel` (for the upper-bound baseline).
+    """The true simulator as a `WorldModel` (for the upper-bound baselines).
 
-    The latent is the env's `state` vector as a single token, visual [B, 1, S]. `encode` also takes a
-    snapshot of the live env (`get_sim_state`); `unroll` restores that snapshot in a scratch copy of
-    the env and steps each candidate there, one at a time: C * H env steps per call, so keep the
-    planner's samples small.
+    Without `embed` the latent is the env's `state` vector as a single token, visual [B, 1, S], and the goal
+    is the simulator's goal state (a privileged reference). With `embed` (images uint8 [B, H, W, 3] ->
+    frame latents [B, N, D], a world model's frozen encoder) the latent is the embedding of the rendered
+    camera image and the goal is its image: the encoder's energy landscape with perfect prediction.
+    `encode` also takes a snapshot of the live env (`get_sim_state`); `unroll` restores that snapshot in a
+    scratch copy of the env and steps each candidate there, one at a time: C * H env steps per call, so
+    keep the planner's samples small. The rendered frames are embedded in one batch, every step's only when
+    `every_step` (an energy summed over the steps); otherwise the last frame's embedding stands for every
+    step, as an energy that scores the last step reads that one alone (a third of the encoder's work at H 3).
     """
 
-    def __init__(self, env: gym.Env, scratch_env: gym.Env) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        scratch_env: gym.Env,
+        embed: Callable[[Tensor], Tensor] | None = None,
+        every_step: bool = True,
+    ) -> None:
         self.live, self.scratch = env.unwrapped, scratch_env.unwrapped
+        self.embed, self.every_step = embed, every_step
         scratch_env.reset(seed=0)
         self.snapshot = None
 
     def encode(self, obs: dict[str, Tensor]) -> Latent:
         self.snapshot = self.live.get_sim_state()
+        if self.embed is not None:
+            return Latent(self.embed(obs["pixels"]))
         return Latent(obs["state"].float()[:, None, :])
 
     def encode_goal(self, goal: Goal) -> Latent:
+        if self.embed is not None:
+            return Latent(self.embed(torch.from_numpy(np.ascontiguousarray(goal.image))[None]))
         if not isinstance(goal, PrivilegedGoal):
             raise UserError("the true simulator plans toward goal states: it is a privileged reference row")
         return Latent(torch.as_tensor(goal.state, dtype=torch.float32)[None, None, :])
 
     def unroll(self, latent: Latent, actions: Tensor) -> Latent:
         candidates, horizon = actions.shape[:2]
-        states = np.empty((candidates, horizon, latent.visual.shape[-1]), dtype=np.float32)
+        key = "state" if self.embed is None else "pixels"
         plans = actions.float().cpu().numpy()
+        seen = []
         for c in range(candidates):
             self.scratch.set_sim_state(self.snapshot)
-            for h in range(horizon):
-                states[c, h] = self.scratch.step(plans[c, h])[0]["state"]
-        return Latent(torch.from_numpy(states)[:, :, None, :].to(actions.device))
+            seen.extend(self.scratch.step(plans[c, h])[0][key] for h in range(horizon))
+        if self.embed is None:
+            states = torch.from_numpy(np.stack(seen).astype(np.float32))[:, None, :]
+            return Latent(states.unflatten(0, (candidates, horizon)).to(actions.device))
+        if not self.every_step:
+            last = self.embed(torch.from_numpy(np.stack(seen[horizon - 1 :: horizon])))  # [C, N, D]
+            return Latent(last[:, None].expand(-1, horizon, -1, -1).to(actions.device))
+        frames = self.embed(torch.from_numpy(np.stack(seen)))  # [C * H, N, D]
+        return Latent(frames.unflatten(0, (candidates, horizon)).to(actions.device))
 
 
 def simulator_agent(
@@ -106,15 +131,16 @@ def simulator_agent(
     energy: GoalEnergy | None = None,
     execute_steps: int = 1,
     subgoal_steps: Sequence[int] = (),
+    embed: Callable[[Tensor], Tensor] | None = None,
 ) -> MPCAgent:
-    """The upper-bound baseline: `planner` plans with the true simulator; the energy compares states
-    (default: mean squared distance to the goal observation's `state`, summed over the planned steps:
-    scoring only the last step leaves the first, executed action free once the goal is in reach, and
-    the agent then jitters around the goal)."""
+    """The upper-bound baselines: `planner` plans with the true simulator. Without `embed` the energy compares
+    states (default: mean squared distance to the goal observation's `state`, summed over the planned steps:
+    scoring only the last step leaves the first, executed action free once the goal is in reach, and the
+    agent then jitters around the goal); with `embed` it compares the embeddings of the rendered frames with
+    the goal image's (`energy` then scores the visual latent alone)."""
     energy = energy if energy is not None else GoalEnergy(metric="l2", steps="sum")
-    return MPCAgent(
-        SimulatorModel(env, scratch_env), planner, energy, execute_steps, subgoal_steps=subgoal_steps
-    )
+    model = SimulatorModel(env, scratch_env, embed, every_step=energy.steps == "sum")
+    return MPCAgent(model, planner, energy, execute_steps, subgoal_steps=subgoal_steps)
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:

@@ -112,14 +112,20 @@ class ACWorldModel:
         return self.object_locator is not None
 
     @torch.no_grad()
+    def embed(self, pixels: Tensor) -> Tensor:
+        """Frame latents of images (uint8 [B, H, W, 3] or float [B, 3, H, W] in [0, 1]) -> [B, N, D] float32:
+        the frozen encoder, pooled and layer-normed, as the predictor and the energy see them."""
+        with autocast(self.device, self.precision):
+            return self.frames(pixels.to(self.device)).float()
+
+    @torch.no_grad()
     def encode(self, obs: dict[str, Tensor], previous: Latent | None = None, steps: int = 1) -> Latent:
         """obs: `pixels` uint8 [B, H, W, 3] (or float [B, 3, H, W] in [0, 1]), `state` [B, S] when the model
         uses proprioception -> Latent(visual [B, N, D], proprio [B, S] or None). A model that tracks an
         object reads it from the image; its motion per env action is its move since `previous`, the latent
         encoded `steps` env actions before (None: at rest)."""
         pixels = obs["pixels"].to(self.device)
-        with autocast(self.device, self.precision):
-            visual = self.frames(pixels).float()
+        visual = self.embed(pixels)
         if not self.use_proprio:
             return Latent(visual)
         if obs.get("state") is None:
@@ -164,8 +170,7 @@ class ACWorldModel:
         (reference rows only) brings the simulator's goal state of the robot instead. A tracked object is
         read from the goal image, at rest."""
         pixels = torch.from_numpy(np.ascontiguousarray(goal.image))[None].to(self.device)
-        with autocast(self.device, self.precision):
-            visual = self.frames(pixels).float()
+        visual = self.embed(pixels)
         if not self.use_proprio:
             return Latent(visual)
         if not isinstance(goal, PrivilegedGoal):

@@ -43,13 +43,21 @@ from worldjepa.eval.closed_loop import (
 )
 from worldjepa.planning.ac_world_model import ACWorldModel
 from worldjepa.planning.agent import build_agent
+from worldjepa.planning.energy import GoalEnergy
 from worldjepa.presets import SPLIT_SEEDS, SPLIT_SIZE, WorldModelPreset
 from worldjepa.viz.episodes import plot_episodes
 
 WORLD_MODEL = "world_model"
-#: Rows other than the world model's own: the floor, and references that see the simulator's goal state.
-BASELINES = ("random", "privileged_goal_state", "simulator")
+#: Rows other than the world model's own: the floor, references that see the simulator's goal state, and
+#: `true_dynamics`: the world model's encoder and image energy planned through the true simulator (the goal
+#: an image, the dynamics privileged): what the stage-1 latent plans like when prediction is perfect.
+BASELINES = ("random", "privileged_goal_state", "simulator", "true_dynamics")
 PRIVILEGED = ("privileged_goal_state", "simulator")
+PROTOCOLS = {
+    "privileged_goal_state": "privileged goal state",
+    "simulator": "privileged goal state",
+    "true_dynamics": "privileged dynamics",
+}
 REPORT = "report.json"
 
 
@@ -106,8 +114,10 @@ def row_policy(
     trajectories: str | Path | None = None,
 ) -> Policy | Callable[[gym.Env], Policy]:
     """The policy of a row: the world model's agent (also the `privileged_goal_state` row: the same agent,
-    handed the simulator's goal state), `random` actions or the same planner on the true `simulator`
-    (`evaluate.simulator_samples` candidates, since each one steps the env)."""
+    handed the simulator's goal state), `random` actions, the same planner on the true `simulator`
+    (`evaluate.simulator_samples` candidates, since each one steps the env), or `true_dynamics`: that
+    planner on the true simulator scoring the world model's embeddings of the rendered frames against the
+    goal image's with the preset's energy metric (images only, no proprio term)."""
     if row in (WORLD_MODEL, "privileged_goal_state"):
         if model is None:
             raise UserError(f"the {row} row needs a world model")
@@ -125,6 +135,14 @@ def row_policy(
         planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
         execute, schedule = cfg.planner.execute_steps, cfg.planner.subgoal_steps
         return lambda env: simulator_agent(env, cfg.env.make(), planner, None, execute, schedule)
+    if row == "true_dynamics":
+        if model is None:
+            raise UserError("the true_dynamics row needs a world model (its encoder)")
+        embed = load_world_model(model, cfg, trajectories).embed
+        planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
+        energy = GoalEnergy(metric=cfg.planner.energy.metric, steps=cfg.planner.energy.steps)
+        execute, schedule = cfg.planner.execute_steps, cfg.planner.subgoal_steps
+        return lambda env: simulator_agent(env, cfg.env.make(), planner, energy, execute, schedule, embed)
     raise UserError(f"unknown evaluation row {row!r}; use {WORLD_MODEL}, {', '.join(BASELINES)}")
 
 
@@ -216,7 +234,7 @@ def run_row(
     report = summarise(records)
     result = {
         "row": name,
-        "protocol": "privileged goal state" if row in PRIVILEGED else "goal images",
+        "protocol": PROTOCOLS.get(row, "goal images"),
         "split": cfg.evaluate.split,
         "variation": cfg.env.variation,
         **report.summary_dict(),
