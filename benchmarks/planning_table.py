@@ -30,8 +30,8 @@ from worldjepa.stages.evaluate import BASELINES, REPORT, WORLD_MODEL, run_row
 #: Rows: the overrides they add to the preset. `final_goal_only` plans a multi-stage task toward the goal image
 #: alone, without its sub-goal images. Variation rows plan in a scene the model never saw;
 #: `privileged_goal_state` and `simulator` are references that see the simulator's goal state, `true_dynamics`
-#: one that sees the simulator's dynamics. V-JEPA 2-AC's energy has no control cost: the image-energy rows
-#: drop the preset's.
+#: one that sees the simulator's dynamics. V-JEPA 2-AC's energy has no control cost: the image-only row drops
+#: the preset's (`true_dynamics` drops it itself).
 ROWS = {
     "world_model": [],
     "image_only": [
@@ -48,7 +48,7 @@ ROWS = {
     "camera": ["env.variation=camera"],
     "random": [],
     "simulator": [],
-    "true_dynamics": ["planner.action_cost=0.0"],
+    "true_dynamics": [],
 }
 
 

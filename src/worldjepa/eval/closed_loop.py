@@ -93,11 +93,13 @@ class SimulatorModel:
         scratch_env.reset(seed=0)
         self.snapshot = None
 
+    def latent(self, seen: Tensor) -> Tensor:
+        """Observations (states [B, S], or images [B, H, W, 3] with `embed`) -> latents [B, N, D]."""
+        return seen.float()[:, None, :] if self.embed is None else self.embed(seen)
+
     def encode(self, obs: dict[str, Tensor]) -> Latent:
         self.snapshot = self.live.get_sim_state()
-        if self.embed is not None:
-            return Latent(self.embed(obs["pixels"]))
-        return Latent(obs["state"].float()[:, None, :])
+        return Latent(self.latent(obs["state" if self.embed is None else "pixels"]))
 
     def encode_goal(self, goal: Goal) -> Latent:
         if self.embed is not None:
@@ -114,14 +116,11 @@ class SimulatorModel:
         for c in range(candidates):
             self.scratch.set_sim_state(self.snapshot)
             seen.extend(self.scratch.step(plans[c, h])[0][key] for h in range(horizon))
-        if self.embed is None:
-            states = torch.from_numpy(np.stack(seen).astype(np.float32))[:, None, :]
-            return Latent(states.unflatten(0, (candidates, horizon)).to(actions.device))
         if not self.every_step:
-            last = self.embed(torch.from_numpy(np.stack(seen[horizon - 1 :: horizon])))  # [C, N, D]
+            last = self.latent(torch.from_numpy(np.stack(seen[horizon - 1 :: horizon])))  # [C, N, D]
             return Latent(last[:, None].expand(-1, horizon, -1, -1).to(actions.device))
-        frames = self.embed(torch.from_numpy(np.stack(seen)))  # [C * H, N, D]
-        return Latent(frames.unflatten(0, (candidates, horizon)).to(actions.device))
+        steps = self.latent(torch.from_numpy(np.stack(seen)))  # [C * H, N, D]
+        return Latent(steps.unflatten(0, (candidates, horizon)).to(actions.device))
 
 
 def simulator_agent(

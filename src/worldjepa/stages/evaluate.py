@@ -117,7 +117,7 @@ def row_policy(
     handed the simulator's goal state), `random` actions, the same planner on the true `simulator`
     (`evaluate.simulator_samples` candidates, since each one steps the env), or `true_dynamics`: that
     planner on the true simulator scoring the world model's embeddings of the rendered frames against the
-    goal image's with the preset's energy metric (images only, no proprio term)."""
+    goal image's with the preset's energy metric (images only: no proprio term, no control cost)."""
     if row in (WORLD_MODEL, "privileged_goal_state"):
         if model is None:
             raise UserError(f"the {row} row needs a world model")
@@ -131,17 +131,19 @@ def row_policy(
         return build_agent(world_model, cfg.planner, action_space)
     if row == "random":
         return RandomPolicy(action_space, seed=cfg.evaluate.seed)
-    if row == "simulator":
-        planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
+    if row in ("simulator", "true_dynamics"):
         execute, schedule = cfg.planner.execute_steps, cfg.planner.subgoal_steps
-        return lambda env: simulator_agent(env, cfg.env.make(), planner, None, execute, schedule)
-    if row == "true_dynamics":
+        if row == "simulator":
+            planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
+            return lambda env: simulator_agent(env, cfg.env.make(), planner, None, execute, schedule)
         if model is None:
             raise UserError("the true_dynamics row needs a world model (its encoder)")
         embed = load_world_model(model, cfg, trajectories).embed
-        planner = cfg.planner.build(action_space, samples=cfg.evaluate.simulator_samples)
+        image_only = dataclasses.replace(
+            cfg.planner, action_cost=0.0
+        )  # V-JEPA 2-AC's energy: no control cost
+        planner = image_only.build(action_space, samples=cfg.evaluate.simulator_samples)
         energy = GoalEnergy(metric=cfg.planner.energy.metric, steps=cfg.planner.energy.steps)
-        execute, schedule = cfg.planner.execute_steps, cfg.planner.subgoal_steps
         return lambda env: simulator_agent(env, cfg.env.make(), planner, energy, execute, schedule, embed)
     raise UserError(f"unknown evaluation row {row!r}; use {WORLD_MODEL}, {', '.join(BASELINES)}")
 
