@@ -14,7 +14,7 @@ Every row runs through `worldjepa evaluate`'s own code (`worldjepa.stages.evalua
 the same `<out>/<row>/report.json`; the table printed at the end reads every report under `--out`, so
 rows can be run by several processes side by side and merged. `--workers N` splits each row's episodes
 over N processes (consecutive seeds, merged in order). Preset overrides (`key.sub=value`) apply to
-every row, e.g. `planner.horizon=5`.
+every row after the row's own, e.g. `planner.horizon=5` (or `planner.action_cost=0.01` on the image-only row).
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def main() -> None:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     for row in args.rows:
         overrides = [
-            *args.overrides,
             *ROWS[row],
+            *args.overrides,
             f"evaluate.episodes={args.episodes}",
             f"evaluate.split={args.split}",
             "evaluate.gif_episodes=2",
